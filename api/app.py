@@ -1,0 +1,54 @@
+"""The FastAPI application factory. Nothing happens at import time."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from georeg.api.errors import install_error_handlers
+from georeg.api.prefect_client import PrefectReader
+from georeg.api.routes import datasets, objects, orgs, system, users
+from georeg.core import __version__
+from georeg.core.bootstrap import bootstrap
+from georeg.core.config import Settings
+from georeg.core.db import make_engine
+from georeg.core.tasks import default_registry
+
+logger = logging.getLogger("georeg.api")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API. The lifespan owns the database engine and the Prefect client."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.effective_database_url)
+        report = await run_in_threadpool(bootstrap, settings, engine)
+        if report.generated_password:
+            print(f"georeg: created admin user {report.admin_username!r} with password: {report.generated_password}")
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.secret_key = settings.resolve_secret_key()
+        app.state.tools = default_registry()
+        app.state.prefect = PrefectReader(settings.effective_prefect_api_url)
+        try:
+            yield
+        finally:
+            await app.state.prefect.aclose()
+            engine.dispose()
+
+    app = FastAPI(
+        title="georeg",
+        version=__version__,
+        description="Geospatial dataset registry and processing platform.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (system, users, orgs, datasets, objects):
+        app.include_router(module.router)
+    return app

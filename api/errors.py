@@ -1,0 +1,78 @@
+"""Domain errors -> HTTP: one table, one JSON shape ``{"error": ..., "code": ...}``."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from georeg.core import errors
+
+logger = logging.getLogger("georeg.api")
+
+STATUS_BY_ERROR: dict[type[errors.GeoregError], int] = {
+    errors.InvalidInput: 400,
+    errors.AuthenticationRequired: 401,
+    errors.PermissionDenied: 403,
+    errors.NotFound: 404,
+    errors.Conflict: 409,
+    errors.PayloadTooLarge: 413,
+    errors.AccountLocked: 429,
+    errors.QuotaExceeded: 429,
+    errors.ServiceUnavailable: 503,
+}
+
+HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+              409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable",
+              422: "validation_error", 429: "too_many_requests"}
+
+
+def status_for(error: errors.GeoregError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+def error_response(status: int, message: str, code: str, **extra: object) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": message, "code": code, **extra}, status_code=status, headers=headers)
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict]]:
+    details = []
+    for err in exc.errors():
+        location = ".".join(str(part) for part in err.get("loc", ()) if part not in ("body",))
+        details.append({"field": location, "message": err.get("msg", "invalid")})
+    message = "; ".join(f"{d['field']}: {d['message']}" if d["field"] else d["message"] for d in details)
+    return message or "invalid request", details
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(errors.GeoregError)
+    async def _domain(_: Request, exc: errors.GeoregError) -> JSONResponse:
+        extra = {"details": exc.details} if exc.details else {}
+        response = error_response(status_for(exc), exc.message, exc.code, **extra)
+        if isinstance(exc, errors.AccountLocked) and "retryAfter" in exc.details:
+            response.headers["Retry-After"] = str(exc.details["retryAfter"])
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        message, details = _describe_validation(exc)
+        return error_response(422, message, "validation_error", details=details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = error_response(exc.status_code, str(exc.detail), HTTP_CODES.get(exc.status_code, "http_error"))
+        for name, value in (exc.headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error", exc_info=exc)
+        return error_response(500, "internal server error", "internal_error")

@@ -1,0 +1,50 @@
+"""Start-up of a data dir: layout, migrations, built-in roles, admin user and default organization."""
+
+from __future__ import annotations
+
+import secrets
+
+from pydantic import BaseModel
+from sqlalchemy.engine import Engine
+
+from georeg.core.config import Settings
+from georeg.core.db import migrate, session_scope
+from georeg.core.models import ADMIN_ROLE
+from georeg.core.repositories import orgs as org_repo
+from georeg.core.repositories import users as user_repo
+
+DEFAULT_ORG = "default"
+
+
+class BootstrapReport(BaseModel):
+    admin_username: str
+    admin_created: bool
+    generated_password: str | None = None
+
+
+def bootstrap(settings: Settings, engine: Engine) -> BootstrapReport:
+    """Idempotent: safe on every start, on a fresh or an existing data dir."""
+    settings.ensure_layout()
+    settings.resolve_secret_key()
+    migrate(engine)
+    with session_scope(engine) as session:
+        user_repo.ensure_builtin_roles(session)
+        admin = user_repo.find_user(session, username=settings.admin_username)
+        created = admin is None
+        generated = None
+        if created:
+            password = settings.admin_password
+            if not password:
+                password = generated = secrets.token_urlsafe(12)
+            admin = user_repo.create_user(
+                session,
+                username=settings.admin_username,
+                password=password,
+                email=settings.admin_email,
+                roles=[ADMIN_ROLE],
+            )
+        if org_repo.find_org(session, slug=DEFAULT_ORG) is None:
+            org_repo.create_org(session, slug=DEFAULT_ORG, name="Default", owner=admin, is_public=False)
+        return BootstrapReport(
+            admin_username=settings.admin_username, admin_created=created, generated_password=generated
+        )

@@ -1,0 +1,105 @@
+"""Settings: one pydantic-settings class, environment prefix ``GEOREG_``."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+SECRET_KEY_FILE = "secret_key"
+
+
+class Settings(BaseSettings):
+    """Every knob of georeg, read from ``GEOREG_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="GEOREG_", extra="ignore")
+
+    data_dir: Path = Path("./data")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    prefect_host: str = "127.0.0.1"
+    prefect_port: int = 4200
+    prefect_api_url: str | None = None
+    database_url: str | None = None
+
+    admin_username: str = "admin"
+    admin_password: str | None = None
+    admin_email: str = "admin@localhost"
+    secret_key: str | None = None
+
+    access_token_minutes: int = 60 * 24
+    refresh_token_days: int = 7
+    lockout_attempts: int = 5
+    lockout_minutes: int = 15
+
+    max_upload_bytes: int = 2 * 1024**3
+    temp_file_ttl_hours: int = 24
+    default_user_storage_bytes: int | None = None
+    work_pool: str = "georeg"
+    project_dir: Path | None = None
+    mount_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+
+    @field_validator("mount_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in value.replace(";", ",").split(",") if part.strip()]
+        return value
+
+    @cached_property
+    def resolved_data_dir(self) -> Path:
+        """Absolute data directory (created on demand by :func:`ensure_layout`)."""
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.resolved_data_dir / "storage"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.resolved_data_dir / "tmp"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.resolved_data_dir / "cache"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.resolved_data_dir / "prefect"
+
+    @property
+    def effective_database_url(self) -> str:
+        """The registry database: ``GEOREG_DATABASE_URL`` or a SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_data_dir / 'georeg.db'}"
+
+    @property
+    def effective_prefect_api_url(self) -> str:
+        if self.prefect_api_url:
+            return self.prefect_api_url.rstrip("/")
+        return f"http://{self.prefect_host}:{self.prefect_port}/api"
+
+    def ensure_layout(self) -> None:
+        """Create the data directory tree (idempotent)."""
+        for path in (self.resolved_data_dir, self.storage_dir, self.tmp_dir, self.cache_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def resolve_secret_key(self) -> str:
+        """``GEOREG_SECRET_KEY``, else a key generated once and persisted in the data dir."""
+        if self.secret_key:
+            return self.secret_key
+        key_file = self.resolved_data_dir / SECRET_KEY_FILE
+        if key_file.exists():
+            return key_file.read_text().strip()
+        self.ensure_layout()
+        key = secrets.token_urlsafe(48)
+        tmp = key_file.with_suffix(".tmp")
+        tmp.write_text(key)
+        tmp.chmod(0o600)
+        tmp.replace(key_file)
+        return key

@@ -1,0 +1,64 @@
+"""Domain errors. Each carries a stable ``code``; ``api/errors.py`` maps the classes to HTTP."""
+
+from __future__ import annotations
+
+
+class GeoregError(Exception):
+    """Base of every domain error."""
+
+    code = "error"
+
+    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details or {}
+
+
+class InvalidInput(GeoregError):
+    code = "invalid_input"
+
+
+class InvalidPath(InvalidInput):
+    code = "invalid_path"
+
+
+class InvalidRaster(InvalidInput):
+    code = "invalid_raster"
+
+
+class AuthenticationRequired(GeoregError):
+    code = "unauthorized"
+
+
+class InvalidCredentials(AuthenticationRequired):
+    code = "invalid_credentials"
+
+
+class AccountLocked(GeoregError):
+    code = "account_locked"
+
+
+class PermissionDenied(GeoregError):
+    code = "forbidden"
+
+
+class NotFound(GeoregError):
+    code = "not_found"
+
+
+class Conflict(GeoregError):
+    code = "conflict"
+
+
+class PayloadTooLarge(GeoregError):
+    code = "payload_too_large"
+
+
+class QuotaExceeded(GeoregError):
+    code = "quota_exceeded"
+
+
+class ServiceUnavailable(GeoregError):
+    code = "service_unavailable"

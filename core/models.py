@@ -1,0 +1,271 @@
+"""Registry data model (SQLModel). Tables plus the Create/Update/Public schemas of the API.
+
+API-facing schemas speak camelCase (DroneDB style) through :class:`CamelModel`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import Enum
+from typing import Annotated
+
+from pydantic import AfterValidator, ConfigDict
+from pydantic.alias_generators import to_camel
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from georeg.core.timeutil import as_utc, utcnow
+
+UtcDateTime = Annotated[datetime, AfterValidator(as_utc)]
+
+
+def _new_public_id() -> str:
+    return uuid.uuid4().hex
+
+
+class CamelModel(SQLModel):
+    """Base of API schemas: camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+class Permission(str, Enum):
+    read = "read"
+    write = "write"
+    admin = "admin"
+
+    @property
+    def rank(self) -> int:
+        return {"read": 1, "write": 2, "admin": 3}[self.value]
+
+
+class Visibility(str, Enum):
+    private = "private"
+    unlisted = "unlisted"
+    public = "public"
+
+
+class EntryType(str, Enum):
+    directory = "directory"
+    generic = "generic"
+    raster = "raster"
+    pointcloud = "pointcloud"
+    image = "image"
+    netcdf = "netcdf"
+
+
+ADMIN_ROLE = "admin"
+
+
+# --------------------------------------------------------------------------- tables
+
+
+class Role(SQLModel, table=True):
+    __tablename__ = "roles"
+
+    name: str = Field(primary_key=True, max_length=64)
+
+
+class UserRoleLink(SQLModel, table=True):
+    __tablename__ = "user_roles"
+
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True))
+    role_name: str = Field(
+        sa_column=Column(String(64), ForeignKey("roles.name", ondelete="CASCADE"), primary_key=True)
+    )
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, unique=True, max_length=128)
+    email: str = Field(default="", max_length=256)
+    password_hash: str
+    failed_logins: int = 0
+    locked_until: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    storage_quota: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    meta: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Organization(SQLModel, table=True):
+    __tablename__ = "organizations"
+
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(index=True, unique=True, max_length=128)
+    name: str = Field(max_length=256)
+    description: str = ""
+    is_public: bool = False
+    owner_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class OrgMember(SQLModel, table=True):
+    __tablename__ = "org_members"
+    __table_args__ = (UniqueConstraint("org_id", "user_id", name="uq_org_member"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(sa_column=Column(Integer, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False))
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
+    permission: str = Field(default=Permission.read.value, max_length=16)
+
+
+class Dataset(SQLModel, table=True):
+    __tablename__ = "datasets"
+    __table_args__ = (UniqueConstraint("org_id", "slug", name="uq_dataset_org_slug"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    org_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    slug: str = Field(max_length=128)
+    name: str = Field(max_length=256)
+    description: str = ""
+    visibility: str = Field(default=Visibility.private.value, max_length=16)
+    meta: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class Entry(SQLModel, table=True):
+    """A file (or directory) inside a dataset."""
+
+    __tablename__ = "entries"
+    __table_args__ = (UniqueConstraint("dataset_id", "path", name="uq_entry_dataset_path"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(default_factory=_new_public_id, index=True, unique=True, max_length=32)
+    dataset_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    path: str = Field(max_length=1024)
+    type: str = Field(default=EntryType.generic.value, max_length=16)
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    sha256: str | None = Field(default=None, max_length=64)
+    mtime: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    properties: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    footprint: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    crs: str | None = None
+    bounds: list[float] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+# --------------------------------------------------------------------------- API schemas
+
+
+class TokenPublic(CamelModel):
+    token: str
+    expires: UtcDateTime
+    refresh_token: str
+    username: str
+    email: str
+    roles: list[str]
+
+
+class Credentials(CamelModel):
+    user_name: str
+    password: str
+
+
+class UserBase(CamelModel):
+    user_name: str = Field(min_length=1, max_length=128)
+    email: str = Field(default="", max_length=256)
+
+
+class UserCreate(UserBase):
+    password: str = Field(min_length=1, max_length=1024)
+    roles: list[str] = Field(default_factory=list)
+
+
+class UserUpdate(CamelModel):
+    email: str | None = Field(default=None, max_length=256)
+    roles: list[str] | None = None
+    storage_quota: int | None = Field(default=None, ge=0)
+
+
+class UserPublic(UserBase):
+    roles: list[str]
+
+
+class UserDetailed(UserPublic):
+    organizations: list[str]
+    storage_quota: int | None
+    storage_used: int
+    failed_logins: int
+    locked_until: UtcDateTime | None
+    created_at: UtcDateTime
+
+
+class PasswordChange(CamelModel):
+    old_password: str
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class AdminPasswordChange(CamelModel):
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class OrgBase(CamelModel):
+    name: str = Field(min_length=1, max_length=256)
+    description: str = Field(default="", max_length=4096)
+    is_public: bool = False
+
+
+class OrgCreate(OrgBase):
+    slug: str = Field(min_length=1, max_length=128)
+
+
+class OrgUpdate(CamelModel):
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    description: str | None = Field(default=None, max_length=4096)
+    is_public: bool | None = None
+
+
+class OrgPublic(OrgBase):
+    slug: str
+    owner: str | None
+    creation_date: UtcDateTime
+
+
+class DatasetBase(CamelModel):
+    name: str | None = Field(default=None, max_length=256)
+    description: str = Field(default="", max_length=4096)
+    visibility: Visibility = Visibility.private
+
+
+class DatasetCreate(DatasetBase):
+    slug: str = Field(min_length=1, max_length=128)
+
+
+class DatasetUpdate(CamelModel):
+    name: str | None = Field(default=None, min_length=1, max_length=256)
+    description: str | None = Field(default=None, max_length=4096)
+    visibility: Visibility | None = None
+    meta: dict | None = None
+
+
+class DatasetPublic(DatasetBase):
+    slug: str
+    org_slug: str
+    name: str
+    meta: dict
+    creation_date: UtcDateTime
+    last_update: UtcDateTime
+    entries: int
+    size: int
+
+
+class EntryPublic(CamelModel):
+    id: str
+    path: str
+    type: EntryType
+    size: int
+    hash: str | None
+    mtime: UtcDateTime
+    properties: dict
+    footprint: dict | None
+    crs: str | None
+    bounds: list[float] | None

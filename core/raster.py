@@ -1,0 +1,130 @@
+"""Raster inspection with rasterio: a context-managed reader returning pydantic models."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from types import TracebackType
+
+import rasterio
+from pydantic import BaseModel
+from rasterio.errors import RasterioError
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+
+from georeg.core.errors import InvalidRaster
+
+RASTER_SUFFIXES = {".tif", ".tiff", ".gtiff", ".geotiff"}
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
+POINTCLOUD_SUFFIXES = {".las", ".laz", ".ply"}
+NETCDF_SUFFIXES = {".nc", ".nc4", ".netcdf"}
+
+
+class RasterInfo(BaseModel):
+    driver: str
+    width: int
+    height: int
+    count: int
+    dtype: str
+    nodata: float | None
+    crs_wkt: str | None
+    epsg: int | None
+    bounds: list[float] | None
+    wgs84_bounds: list[float] | None
+    has_gcps: bool
+    footprint: dict | None
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.crs_wkt is not None
+
+
+def footprint_polygon(bounds: list[float]) -> dict:
+    """A GeoJSON Polygon for WGS84 ``[minx, miny, maxx, maxy]``."""
+    minx, miny, maxx, maxy = bounds
+    return {
+        "type": "Polygon",
+        "coordinates": [[[minx, miny], [maxx, miny], [maxx, maxy], [minx, maxy], [minx, miny]]],
+    }
+
+
+class RasterReader:
+    """``with RasterReader(path) as reader: info = reader.info()``; unreadable files raise InvalidRaster."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._dataset = None
+
+    def __enter__(self) -> RasterReader:
+        try:
+            self._dataset = rasterio.open(self.path)
+        except RasterioError as exc:
+            raise InvalidRaster(f"not a readable raster: {_first_line(exc)}") from exc
+        return self
+
+    def __exit__(self, exc_type: type | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self._dataset is not None:
+            self._dataset.close()
+
+    def verify_readable(self) -> None:
+        """Read the first and last blocks so truncated files are caught without a full read."""
+        ds = self._dataset
+        try:
+            block_h, block_w = ds.block_shapes[0]
+            ds.read(1, window=Window(0, 0, min(block_w, ds.width), min(block_h, ds.height)))
+            last_row = ((ds.height - 1) // block_h) * block_h
+            last_col = ((ds.width - 1) // block_w) * block_w
+            ds.read(
+                ds.count,
+                window=Window(last_col, last_row, min(block_w, ds.width - last_col), min(block_h, ds.height - last_row)),
+            )
+        except (RasterioError, ValueError) as exc:
+            raise InvalidRaster(f"raster data cannot be read (truncated or corrupt): {_first_line(exc)}") from exc
+
+    def info(self) -> RasterInfo:
+        ds = self._dataset
+        crs = ds.crs
+        gcps, gcp_crs = ds.gcps
+        if crs is None and gcps:
+            crs = gcp_crs
+        bounds = wgs84 = footprint = None
+        if ds.crs is not None and not ds.transform.is_identity:
+            bounds = [float(v) for v in ds.bounds]
+        elif gcps and gcp_crs is not None:
+            xs = [p.x for p in gcps]
+            ys = [p.y for p in gcps]
+            bounds = [min(xs), min(ys), max(xs), max(ys)]
+        if crs is not None and bounds is not None:
+            try:
+                wgs84 = [float(v) for v in transform_bounds(crs, "EPSG:4326", *bounds, densify_pts=21)]
+            except RasterioError:
+                wgs84 = None
+            if wgs84 and all(math.isfinite(v) for v in wgs84):
+                footprint = footprint_polygon(wgs84)
+            else:
+                wgs84 = None
+        return RasterInfo(
+            driver=ds.driver,
+            width=ds.width,
+            height=ds.height,
+            count=ds.count,
+            dtype=ds.dtypes[0],
+            nodata=ds.nodata,
+            crs_wkt=crs.to_wkt() if crs else None,
+            epsg=crs.to_epsg() if crs else None,
+            bounds=bounds,
+            wgs84_bounds=wgs84,
+            has_gcps=bool(gcps),
+            footprint=footprint,
+        )
+
+
+def inspect_raster(path: Path) -> RasterInfo:
+    """Open, verify and describe a raster file."""
+    with RasterReader(path) as reader:
+        reader.verify_readable()
+        return reader.info()
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

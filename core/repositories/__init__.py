@@ -1,0 +1,1 @@
+"""Repository functions: keyword-only, each taking the SQLModel ``session`` first."""

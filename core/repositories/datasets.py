@@ -1,0 +1,102 @@
+"""Datasets inside organizations."""
+
+from __future__ import annotations
+
+import hashlib
+
+from sqlalchemy import func, or_
+from sqlmodel import Session, select
+
+from georeg.core.errors import Conflict, NotFound
+from georeg.core.models import Dataset, Entry, EntryType, Organization, Visibility
+from georeg.core.slugs import validate_slug
+from georeg.core.timeutil import utcnow
+
+
+def get_dataset(session: Session, *, org: Organization, slug: str) -> Dataset:
+    dataset = session.exec(select(Dataset).where(Dataset.org_id == org.id, Dataset.slug == slug)).first()
+    if dataset is None:
+        raise NotFound(f"dataset {org.slug}/{slug} not found", code="dataset_not_found")
+    return dataset
+
+
+def find_dataset(session: Session, *, org: Organization, slug: str) -> Dataset | None:
+    return session.exec(select(Dataset).where(Dataset.org_id == org.id, Dataset.slug == slug)).first()
+
+
+def create_dataset(
+    session: Session,
+    *,
+    org: Organization,
+    slug: str,
+    name: str | None = None,
+    description: str = "",
+    visibility: Visibility = Visibility.private,
+) -> Dataset:
+    validate_slug(slug, what="dataset slug")
+    if find_dataset(session, org=org, slug=slug) is not None:
+        raise Conflict(f"dataset {org.slug}/{slug} already exists", code="dataset_exists")
+    dataset = Dataset(org_id=org.id, slug=slug, name=name or slug, description=description, visibility=visibility.value)
+    session.add(dataset)
+    session.flush()
+    return dataset
+
+
+def list_datasets(
+    session: Session, *, org: Organization, include_private: bool, skip: int = 0, take: int = 100
+) -> tuple[list[Dataset], int]:
+    """Datasets of ``org``; without ``include_private`` only public ones (unlisted are reachable by link)."""
+    query = select(Dataset).where(Dataset.org_id == org.id)
+    if not include_private:
+        query = query.where(Dataset.visibility == Visibility.public.value)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Dataset.slug).offset(skip).limit(take)).all()
+    return list(rows), total
+
+
+def touch(session: Session, *, dataset: Dataset) -> None:
+    dataset.updated_at = utcnow()
+    session.add(dataset)
+
+
+def rename_dataset(session: Session, *, org: Organization, dataset: Dataset, new_slug: str) -> Dataset:
+    validate_slug(new_slug, what="dataset slug")
+    if new_slug != dataset.slug and find_dataset(session, org=org, slug=new_slug) is not None:
+        raise Conflict(f"dataset {org.slug}/{new_slug} already exists", code="dataset_exists")
+    dataset.slug = new_slug
+    touch(session, dataset=dataset)
+    session.flush()
+    return dataset
+
+
+def dataset_totals(session: Session, *, dataset: Dataset) -> tuple[int, int]:
+    """(number of file entries, total bytes)."""
+    count, size = session.exec(
+        select(func.count(), func.coalesce(func.sum(Entry.size), 0)).where(
+            Entry.dataset_id == dataset.id, Entry.type != EntryType.directory.value
+        )
+    ).one()
+    return int(count), int(size or 0)
+
+
+def dataset_stamp(session: Session, *, dataset: Dataset) -> dict:
+    """A checksum over the dataset's entries (path, hash, size), stable under reordering."""
+    digest = hashlib.sha256()
+    entries = session.exec(
+        select(Entry.path, Entry.sha256, Entry.size, Entry.type).where(Entry.dataset_id == dataset.id).order_by(Entry.path)
+    ).all()
+    files = {}
+    for path, sha, size, kind in entries:
+        digest.update(f"{path}\0{kind}\0{sha or ''}\0{size}\n".encode())
+        if kind != EntryType.directory.value:
+            files[path] = sha
+    return {"checksum": digest.hexdigest(), "entries": files, "meta": dataset.meta}
+
+
+def search_datasets(session: Session, *, org: Organization, text: str) -> list[Dataset]:
+    pattern = f"%{text}%"
+    return list(
+        session.exec(
+            select(Dataset).where(Dataset.org_id == org.id, or_(Dataset.slug.like(pattern), Dataset.name.like(pattern)))
+        ).all()
+    )

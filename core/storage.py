@@ -1,0 +1,157 @@
+"""File storage under the data dir: safe paths and atomic, hashed writes.
+
+Content is written to a temporary file in ``<data_dir>/tmp`` (same filesystem as the storage),
+fsynced, then renamed into place, so an interrupted write never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from georeg.core.errors import InvalidPath, PayloadTooLarge
+
+MAX_PATH_LENGTH = 1024
+TEMP_PREFIX = ".georeg-tmp-"
+CHUNK_SIZE = 1024 * 1024
+
+
+def normalize_entry_path(raw: str | None, *, allow_root: bool = False) -> str:
+    """A clean relative POSIX path ``a/b/c``; traversal and tricks raise :class:`InvalidPath`.
+
+    Rejects absolute paths, ``..`` segments, backslashes, NUL and control characters, drive letters
+    and over-long paths. ``""`` (the dataset root) is allowed only with ``allow_root``.
+    """
+    value = (raw or "").strip()
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
+        raise InvalidPath("path contains control characters")
+    if "\\" in value:
+        raise InvalidPath("path must use '/' separators, not backslashes")
+    if len(value) > MAX_PATH_LENGTH:
+        raise InvalidPath(f"path longer than {MAX_PATH_LENGTH} characters")
+    if value.startswith("/") or (len(value) >= 2 and value[1] == ":"):
+        raise InvalidPath("path must be relative to the dataset")
+    parts = [part for part in value.split("/") if part not in ("", ".")]
+    if any(part == ".." for part in parts):
+        raise InvalidPath("path must not contain '..'")
+    if any(part.startswith(TEMP_PREFIX) or part.strip() != part for part in parts):
+        raise InvalidPath("path segment is not allowed")
+    normalized = "/".join(parts)
+    if not normalized and not allow_root:
+        raise InvalidPath("path is empty")
+    return normalized
+
+
+def parent_paths(path: str) -> list[str]:
+    """``a/b/c`` -> ``["a", "a/b"]``."""
+    parents = PurePosixPath(path).parents
+    return [str(parent) for parent in reversed(parents) if str(parent) != "."]
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    path: Path
+    size: int
+    sha256: str
+
+
+def dataset_dir(storage_root: Path, org_slug: str, dataset_slug: str) -> Path:
+    return storage_root / org_slug / dataset_slug
+
+
+def resolve_inside(root: Path, relative: str) -> Path:
+    """``root/relative`` after checking it stays inside ``root`` (symlinks resolved)."""
+    target = (root / relative).resolve()
+    root_resolved = root.resolve()
+    if target != root_resolved and root_resolved not in target.parents:
+        raise InvalidPath("path escapes the dataset")
+    return target
+
+
+class TempWriter:
+    """Incremental writer into a temp file that hashes and counts bytes and enforces a size limit."""
+
+    def __init__(self, tmp_dir: Path, *, max_bytes: int | None):
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.path = tmp_dir / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        self.max_bytes = max_bytes
+        self.size = 0
+        self._hash = hashlib.sha256()
+        self._file = open(self.path, "wb")  # noqa: SIM115
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.max_bytes is not None and self.size > self.max_bytes:
+            raise PayloadTooLarge(f"upload exceeds the limit of {self.max_bytes} bytes")
+        self._hash.update(data)
+        self._file.write(data)
+
+    def finish(self, destination: Path) -> StoredFile:
+        """fsync, close and atomically move into ``destination``."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path, destination)
+        return StoredFile(path=destination, size=self.size, sha256=self._hash.hexdigest())
+
+    def discard(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+        self.path.unlink(missing_ok=True)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+
+@contextmanager
+def temp_writer(tmp_dir: Path, *, max_bytes: int | None) -> Iterator[TempWriter]:
+    """A :class:`TempWriter` whose temp file is removed unless ``finish`` moved it."""
+    writer = TempWriter(tmp_dir, max_bytes=max_bytes)
+    try:
+        yield writer
+    finally:
+        writer.discard()
+
+
+def write_atomically(chunks: Iterable[bytes], destination: Path, *, tmp_dir: Path, max_bytes: int | None) -> StoredFile:
+    with temp_writer(tmp_dir, max_bytes=max_bytes) as writer:
+        for chunk in chunks:
+            writer.write(chunk)
+        return writer.finish(destination)
+
+
+def sha256_file(path: Path) -> tuple[int, str]:
+    """Size and sha256 of a file, streamed."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def remove_tree(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink(missing_ok=True)
+
+
+def prune_empty_parents(path: Path, *, stop: Path) -> None:
+    """Remove empty directories from ``path`` upwards, never ``stop`` itself."""
+    current = path
+    while current != stop and stop in current.parents:
+        try:
+            current.rmdir()
+        except OSError:
+            return
+        current = current.parent
