@@ -1,0 +1,1 @@
+"""Work pool, deployment registration and the embedded supervisor (``georeg serve``)."""

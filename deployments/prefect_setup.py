@@ -1,0 +1,104 @@
+"""Register the ``georeg`` work pool and every deployment of ``prefect.yaml`` on a Prefect server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+BASE_JOB_TEMPLATE = Path(__file__).parent / "process-base-job-template.json"
+
+
+class SetupError(RuntimeError):
+    """The Prefect server could not be prepared."""
+
+
+def find_project_dir(explicit: Path | None = None) -> Path:
+    """The directory holding ``prefect.yaml`` and ``flows/``: explicit, the source checkout, or cwd."""
+    candidates = [explicit] if explicit else []
+    candidates += [Path(__file__).resolve().parents[1], Path.cwd()]
+    for candidate in candidates:
+        if candidate and (candidate / "prefect.yaml").is_file() and (candidate / "flows").is_dir():
+            return candidate.resolve()
+    raise SetupError("cannot find prefect.yaml: run from the georeg checkout or set GEOREG_PROJECT_DIR")
+
+
+def declared_deployments(project_dir: Path) -> list[str]:
+    """``flow-name/deployment-name`` of every deployment in prefect.yaml."""
+    spec = yaml.safe_load((project_dir / "prefect.yaml").read_text())
+    names = []
+    for deployment in spec.get("deployments") or []:
+        flow_name = deployment.get("flow_name") or deployment["entrypoint"].rsplit(":", 1)[1]
+        names.append(f"{flow_name}/{deployment['name']}")
+    return names
+
+
+def wait_for_api(api_url: str, *, timeout: float, alive: callable = lambda: True) -> None:
+    deadline = time.monotonic() + timeout
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        if not alive():
+            raise SetupError("the Prefect server exited during start-up")
+        try:
+            if httpx.get(f"{api_url}/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError as exc:
+            last_error = str(exc)
+        time.sleep(0.3)
+    raise SetupError(f"Prefect API at {api_url} not ready after {timeout:.0f}s: {last_error}")
+
+
+def ensure_work_pool(api_url: str, name: str) -> None:
+    """Create the process work pool (or refresh its base job template)."""
+    template = json.loads(BASE_JOB_TEMPLATE.read_text())
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        response = client.post("/work_pools/", json={"name": name, "type": "process", "base_job_template": template})
+        if response.status_code == 409:
+            response = client.patch(f"/work_pools/{name}", json={"base_job_template": template})
+        if response.status_code >= 400:
+            raise SetupError(f"cannot create work pool {name!r}: HTTP {response.status_code} {response.text}")
+
+
+def deploy_all(project_dir: Path, env: dict[str, str], *, log_file: Path | None = None) -> None:
+    """``prefect --no-prompt deploy --all`` in the project directory (pull step = that directory)."""
+    command = [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"]
+    output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        result = subprocess.run(command, cwd=project_dir, env=env, stdout=output, stderr=subprocess.STDOUT, timeout=300)
+    finally:
+        if log_file:
+            output.close()
+    if result.returncode != 0:
+        raise SetupError(f"'prefect deploy --all' failed with exit code {result.returncode} (see {log_file})")
+
+
+def verify_deployments(api_url: str, expected: list[str]) -> list[str]:
+    """Names of ``expected`` deployments missing on the server."""
+    missing = []
+    with httpx.Client(base_url=api_url, timeout=30) as client:
+        for name in expected:
+            if client.get(f"/deployments/name/{name}").status_code != 200:
+                missing.append(name)
+    return missing
+
+
+def prefect_env(*, api_url: str, prefect_home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for every Prefect process of the stack."""
+    env = dict(base if base is not None else os.environ)
+    env.update(
+        {
+            "PREFECT_API_URL": api_url,
+            "PREFECT_HOME": str(prefect_home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_WORKER_QUERY_SECONDS": env.get("PREFECT_WORKER_QUERY_SECONDS", "1"),
+            "PREFECT_WORKER_PREFETCH_SECONDS": env.get("PREFECT_WORKER_PREFETCH_SECONDS", "5"),
+            "PREFECT_CLI_COLORS": "false",
+        }
+    )
+    return env

@@ -1,0 +1,4 @@
+"""Flow and deployment names, shared by flows, prefect.yaml checks and the API launcher."""
+
+CLEANUP_FLOW = "cleanup"
+CLEANUP_DEPLOYMENT = f"{CLEANUP_FLOW}/cleanup"
