@@ -1,0 +1,40 @@
+# georeg: the two commands of the quick start are `make serve` and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: serve test bench install install-test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+## make serve: Prefect server (SQLite) + worker + API on http://127.0.0.1:8000 (Ctrl-C stops all)
+serve: install
+	$(BIN)/georeg serve
+
+## make test: the whole suite (SQLite, and PostgreSQL when 127.0.0.1:5432 answers)
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make bench: benchmarks, printing ratios against references measured in the same run
+bench: install-test
+	$(BIN)/python -m bench
+
+lint: install-test
+	$(BIN)/lint-imports
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,298 @@
+"""Upload + download of a large file through the real API, against a plain file copy on the same disk.
+
+Both sides move the same bytes twice on the same filesystem and make both written files durable:
+
+* reference: ``shutil.copyfile(src, dst1)`` + fsync, then ``shutil.copyfile(dst1, dst2)`` + fsync
+  ("copy in" and "copy out");
+* georeg: multipart upload of ``src`` (streamed by httpx; the API hashes and fsyncs it), then a
+  streamed download of it into a file (1 MiB chunks) + fsync.
+
+The ratio is georeg throughput / copy throughput (= copy time / georeg time); the target is >= 0.5.
+Each side is the median of ``BENCH_RUNS`` (3) runs; the source file is in the page cache for both.
+The checksum of each download is verified outside the timed region.
+
+Everything lives in a temp dir under ``<project>/.bench/`` (git-ignored), i.e. on the project's disk,
+which is removed at the end. ``BENCH_SIZE_MB`` (100) and ``BENCH_RUNS`` (3) override the defaults.
+Sizes: 1 MB = 2**20 bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BENCH_ROOT = PROJECT_ROOT / ".bench"
+MB = 1024 * 1024
+CHUNK = MB
+TARGET_RATIO = 0.5
+ADMIN_PASSWORD = "bench-pw"
+ORG, DATASET = "admin", "bench"
+STARTUP_TIMEOUT = 60.0
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_random(path: Path, size: int) -> None:
+    with open(path, "wb") as handle:
+        remaining = size
+        while remaining > 0:
+            n = min(CHUNK, remaining)
+            handle.write(os.urandom(n))
+            remaining -= n
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _unlink(*paths: Path) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- server
+
+
+def _start_server(tmp: Path, port: int) -> tuple[subprocess.Popen, Path]:
+    env = dict(os.environ)
+    env.update(
+        GEOREG_DATA_DIR=str(tmp / "data"),
+        GEOREG_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        GEOREG_SECRET_KEY="bench",
+        GEOREG_MAX_UPLOAD_BYTES=str(2 * 1024**3),
+        GEOREG_PREFECT_API_URL="http://127.0.0.1:9/api",
+    )
+    log_path = tmp / "server.log"
+    command = [
+        sys.executable, "-m", "uvicorn", "georeg.api.app:create_app", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--no-access-log", "--log-level", "warning",
+    ]
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+        process = subprocess.Popen(command, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return process, log_path
+
+
+def _log_tail(log_path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(log_path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no server log)"
+
+
+def _wait_ready(process: subprocess.Popen, base_url: str, log_path: Path) -> float:
+    started = time.perf_counter()
+    deadline = started + STARTUP_TIMEOUT
+    while time.perf_counter() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"API server exited with {process.returncode} during start-up:\n{_log_tail(log_path)}")
+        try:
+            if httpx.get(f"{base_url}/version", timeout=2.0).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"API server not ready after {STARTUP_TIMEOUT:.0f} s:\n{_log_tail(log_path)}")
+
+
+def _stop_server(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
+def _check(response: httpx.Response, what: str) -> httpx.Response:
+    if response.is_error:
+        raise RuntimeError(f"{what}: HTTP {response.status_code}: {response.text[:500]}")
+    return response
+
+
+# --------------------------------------------------------------------------- measurements
+
+
+def _copy_once(src: Path, dst1: Path, dst2: Path) -> float:
+    _unlink(dst1, dst2)
+    started = time.perf_counter()
+    shutil.copyfile(src, dst1)
+    _fsync_path(dst1)
+    shutil.copyfile(dst1, dst2)
+    _fsync_path(dst2)
+    elapsed = time.perf_counter() - started
+    _unlink(dst1, dst2)
+    return elapsed
+
+
+def _upload(client: httpx.Client, src: Path, name: str) -> dict:
+    with open(src, "rb") as handle:
+        response = client.post(
+            f"/orgs/{ORG}/ds/{DATASET}/obj",
+            files={"file": (name, handle, "application/octet-stream")},
+            data={"path": name},
+        )
+    return _check(response, f"upload {name}").json()
+
+
+def _download(client: httpx.Client, name: str, dst: Path) -> int:
+    received = 0
+    with client.stream("GET", f"/orgs/{ORG}/ds/{DATASET}/download", params={"path": name}) as response:
+        if response.is_error:
+            response.read()
+            _check(response, f"download {name}")
+        with open(dst, "wb") as handle:
+            for chunk in response.iter_bytes(chunk_size=CHUNK):
+                handle.write(chunk)
+                received += len(chunk)
+            handle.flush()
+            os.fsync(handle.fileno())
+    return received
+
+
+def _delete(client: httpx.Client, name: str) -> None:
+    _check(client.delete(f"/orgs/{ORG}/ds/{DATASET}/obj", params={"path": name}), f"delete {name}")
+
+
+def _georeg_once(client: httpx.Client, src: Path, dst: Path, expected_sha: str, size: int) -> tuple[float, float]:
+    """(upload seconds, download seconds); checks the result outside the timed region."""
+    name = "big.bin"
+    _unlink(dst)
+    started = time.perf_counter()
+    entry = _upload(client, src, name)
+    uploaded = time.perf_counter()
+    received = _download(client, name, dst)
+    finished = time.perf_counter()
+    if received != size or dst.stat().st_size != size:
+        raise RuntimeError(f"downloaded {received} bytes, expected {size}")
+    if _sha256(dst) != expected_sha:
+        raise RuntimeError("downloaded file differs from the source (sha256 mismatch)")
+    if entry.get("size") != size or entry.get("hash") != expected_sha:
+        raise RuntimeError(f"registry entry does not describe the uploaded file: {entry}")
+    _delete(client, name)
+    _unlink(dst)
+    return uploaded - started, finished - uploaded
+
+
+def _mb_per_s(nbytes: int, seconds: float) -> float:
+    return nbytes / MB / seconds if seconds > 0 else float("inf")
+
+
+def run() -> dict:
+    size_mb = _env_int("BENCH_SIZE_MB", 100)
+    runs = max(1, _env_int("BENCH_RUNS", 3))
+    size = size_mb * MB
+    moved = 2 * size  # in + out, for both sides
+
+    BENCH_ROOT.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="upload_download-", dir=BENCH_ROOT))
+    process = None
+    try:
+        port = _free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        process, log_path = _start_server(tmp, port)
+        startup = _wait_ready(process, base_url, log_path)
+        print(f"temp dir     : {tmp}")
+        print(f"API server   : {base_url} (pid {process.pid}, ready in {startup:.1f} s)")
+
+        with httpx.Client(base_url=base_url, timeout=httpx.Timeout(600.0, connect=10.0)) as client:
+            token = _check(
+                client.post("/users/authenticate", json={"userName": "admin", "password": ADMIN_PASSWORD}),
+                "authenticate",
+            ).json()["token"]
+            client.headers["Authorization"] = f"Bearer {token}"
+            _check(client.post(f"/orgs/{ORG}/ds", json={"slug": DATASET, "visibility": "private"}), "create dataset")
+
+            src = tmp / "src.bin"
+            _write_random(src, size)
+            expected_sha = _sha256(src)  # also leaves src in the page cache for both sides
+            print(f"file         : {size_mb} MB of random bytes ({size} bytes), {runs} run(s) per side")
+
+            # Warm-up (untimed): first request on each route, lazy imports, connection set-up.
+            warm = tmp / "warm.bin"
+            _write_random(warm, MB)
+            _georeg_once(client, warm, tmp / "warm.out", _sha256(warm), MB)
+            _unlink(warm)
+
+            copy_times = [_copy_once(src, tmp / "copy1.bin", tmp / "copy2.bin") for _ in range(runs)]
+            georeg_pairs = [_georeg_once(client, src, tmp / "down.bin", expected_sha, size) for _ in range(runs)]
+    finally:
+        if process is not None:
+            _stop_server(process)
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            BENCH_ROOT.rmdir()  # only when empty
+        except OSError:
+            pass
+
+    georeg_times = [up + down for up, down in georeg_pairs]
+    copy_s = statistics.median(copy_times)
+    georeg_s = statistics.median(georeg_times)
+    upload_s = statistics.median(up for up, _ in georeg_pairs)
+    download_s = statistics.median(down for _, down in georeg_pairs)
+    copy_rate = _mb_per_s(moved, copy_s)
+    georeg_rate = _mb_per_s(moved, georeg_s)
+    ratio = georeg_rate / copy_rate
+
+    print(f"copy   (copyfile in + out, fsync)   : {copy_s:7.3f} s  {copy_rate:8.1f} MB/s   "
+          f"runs {', '.join(f'{t:.3f}' for t in copy_times)}")
+    print(f"georeg (upload + download, fsync)   : {georeg_s:7.3f} s  {georeg_rate:8.1f} MB/s   "
+          f"runs {', '.join(f'{t:.3f}' for t in georeg_times)}")
+    print(f"  upload                            : {upload_s:7.3f} s  {_mb_per_s(size, upload_s):8.1f} MB/s")
+    print(f"  download                          : {download_s:7.3f} s  {_mb_per_s(size, download_s):8.1f} MB/s")
+    verdict = "ok" if ratio >= TARGET_RATIO else "BELOW TARGET"
+    print(f"ratio (georeg throughput / copy throughput) = {ratio:.2f}  (target >= {TARGET_RATIO})  {verdict}")
+
+    return {
+        "size_bytes": size,
+        "size_mb": size_mb,
+        "runs": runs,
+        "copy_seconds": round(copy_s, 4),
+        "copy_seconds_runs": [round(t, 4) for t in copy_times],
+        "copy_mb_per_s": round(copy_rate, 1),
+        "georeg_seconds": round(georeg_s, 4),
+        "georeg_seconds_runs": [round(t, 4) for t in georeg_times],
+        "georeg_mb_per_s": round(georeg_rate, 1),
+        "upload_seconds": round(upload_s, 4),
+        "upload_mb_per_s": round(_mb_per_s(size, upload_s), 1),
+        "download_seconds": round(download_s, 4),
+        "download_mb_per_s": round(_mb_per_s(size, download_s), 1),
+        "ratio": round(ratio, 3),
+        "target_ratio": TARGET_RATIO,
+        "meets_target": ratio >= TARGET_RATIO,
+    }

@@ -1,0 +1,42 @@
+"""prefect.yaml, deployment names and the import-layering contracts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from georeg.deployments.prefect_setup import declared_deployments, find_project_dir
+from georeg.flows.names import CLEANUP_DEPLOYMENT
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_prefect_yaml_declares_scheduled_cleanup():
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    by_name = {d["name"]: d for d in spec["deployments"]}
+    cleanup = by_name["cleanup"]
+    assert cleanup["work_pool"]["name"] == "georeg"
+    assert cleanup["schedules"][0]["cron"] == "17 3 * * *"
+    assert CLEANUP_DEPLOYMENT in declared_deployments(ROOT)
+
+
+def test_every_entrypoint_loads_a_flow():
+    from prefect.flows import load_flow_from_entrypoint
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    for deployment in spec["deployments"]:
+        flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
+        assert flow.name == deployment["entrypoint"].rsplit(":", 1)[1]
+
+
+def test_project_dir_is_found():
+    assert find_project_dir() == ROOT
+
+
+def test_import_layers_hold():
+    lint = Path(sys.executable).with_name("lint-imports")
+    result = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
