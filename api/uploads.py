@@ -39,7 +39,9 @@ async def receive_upload(request: Request, *, tmp_dir, max_bytes: int, file_fiel
         raise PayloadTooLarge(f"upload exceeds the limit of {max_bytes} bytes")
 
     result = ReceivedUpload()
-    state: dict = {"headers": {}, "field": b"", "value": b"", "name": None, "target": None, "buffer": bytearray()}
+    state: dict = {
+        "headers": {}, "field": b"", "value": b"", "name": None, "target": None, "buffer": bytearray(), "ended": False,
+    }
 
     def on_part_begin() -> None:
         state["headers"] = {}
@@ -81,6 +83,9 @@ async def receive_upload(request: Request, *, tmp_dir, max_bytes: int, file_fiel
         if state["target"] is None and state["name"]:
             result.fields[state["name"]] = bytes(state["buffer"]).decode("utf-8", "replace")
 
+    def on_end() -> None:
+        state["ended"] = True
+
     parser = MultipartParser(
         params[b"boundary"],
         callbacks={
@@ -91,12 +96,15 @@ async def receive_upload(request: Request, *, tmp_dir, max_bytes: int, file_fiel
             "on_headers_finished": on_headers_finished,
             "on_part_data": on_part_data,
             "on_part_end": on_part_end,
+            "on_end": on_end,
         },
     )
     try:
         async for chunk in request.stream():
             parser.write(chunk)
         parser.finalize()
+        if not state["ended"]:
+            raise InvalidInput("incomplete multipart body (no closing boundary)", code="bad_multipart")
     except (InvalidInput, PayloadTooLarge):
         result.discard()
         raise

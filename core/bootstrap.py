@@ -12,6 +12,7 @@ from georeg.core.db import migrate, session_scope
 from georeg.core.models import ADMIN_ROLE
 from georeg.core.repositories import orgs as org_repo
 from georeg.core.repositories import users as user_repo
+from georeg.core.security import set_hashing_cost
 
 DEFAULT_ORG = "default"
 
@@ -26,6 +27,7 @@ def bootstrap(settings: Settings, engine: Engine) -> BootstrapReport:
     """Idempotent: safe on every start, on a fresh or an existing data dir."""
     settings.ensure_layout()
     settings.resolve_secret_key()
+    set_hashing_cost(memory_kib=settings.password_hash_memory_kib, time_cost=settings.password_hash_time_cost)
     migrate(engine)
     with session_scope(engine) as session:
         user_repo.ensure_builtin_roles(session)

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     refresh_token_days: int = 7
     lockout_attempts: int = 5
     lockout_minutes: int = 15
+    password_hash_memory_kib: int = Field(default=65536, ge=8)
+    password_hash_time_cost: int = Field(default=3, ge=1)
 
     max_upload_bytes: int = 2 * 1024**3
     temp_file_ttl_hours: int = 24

@@ -17,9 +17,23 @@ ACCESS = "access"
 REFRESH = "refresh"
 
 
-@lru_cache(maxsize=1)
+_COST = {"memory_kib": 65536, "time_cost": 3}
+
+
+def set_hashing_cost(*, memory_kib: int, time_cost: int) -> None:
+    """Argon2 cost for new hashes (existing hashes carry their own parameters and keep verifying)."""
+    _COST.update(memory_kib=memory_kib, time_cost=time_cost)
+
+
 def _context() -> CryptContext:
-    return CryptContext(schemes=["argon2"], deprecated="auto")
+    return _cached_context(_COST["memory_kib"], _COST["time_cost"])
+
+
+@lru_cache(maxsize=4)
+def _cached_context(memory_kib: int, time_cost: int) -> CryptContext:
+    return CryptContext(
+        schemes=["argon2"], deprecated="auto", argon2__memory_cost=memory_kib, argon2__rounds=time_cost
+    )
 
 
 def hash_password(password: str) -> str:

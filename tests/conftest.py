@@ -113,6 +113,8 @@ def settings(backend: str, database_urls: dict[str, str], tmp_path: Path, prefec
         secret_key="test-secret-key",
         prefect_api_url=prefect_api_url,
         max_upload_bytes=4 * 1024 * 1024,
+        password_hash_memory_kib=64,
+        password_hash_time_cost=1,
     )
 
 

@@ -13,7 +13,7 @@ from georeg.api.deps import ActorDep, SessionDep, SettingsDep
 from georeg.api.downloads import file_response, zip_response
 from georeg.api.routes.datasets import entry_public
 from georeg.api.uploads import receive_upload
-from georeg.core.errors import InvalidInput, NotFound
+from georeg.core.errors import InvalidInput, InvalidPath, NotFound
 from georeg.core.guards import load_dataset
 from georeg.core.models import CamelModel, EntryType, Permission
 from georeg.core.objects import delete_objects, move_object, storage_root, store_object
@@ -103,7 +103,7 @@ async def upload_object(orgSlug: str, dsSlug: str, request: Request, session: Se
             path = normalize_entry_path(raw_path)
             return await run_in_threadpool(_create_folder, session, settings, org, dataset, path)
         if not raw_path or raw_path.endswith("/"):
-            raw_path = f"{raw_path}{PurePosixPath(upload.filename or '').name}"
+            raw_path = f"{raw_path}{_plain_filename(upload.filename)}"
         path = normalize_entry_path(raw_path)
         entry = await run_in_threadpool(
             store_object, session, settings=settings, org=org, dataset=dataset, path=path, upload=upload.file
@@ -111,6 +111,14 @@ async def upload_object(orgSlug: str, dsSlug: str, request: Request, session: Se
         return entry_public(entry)
     finally:
         upload.discard()
+
+
+def _plain_filename(filename: str | None) -> str:
+    """The uploaded file name, which must be a bare name (no directories, no traversal)."""
+    name = filename or ""
+    if not name or "/" in name or "\\" in name or name in (".", ".."):
+        raise InvalidPath(f"file name {name!r} must be a plain name; give the destination in 'path'")
+    return name
 
 
 def _create_folder(session, settings, org, dataset, path: str) -> dict:  # noqa: ANN001
