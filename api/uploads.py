@@ -6,6 +6,7 @@ temp file is removed on any failure.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -16,6 +17,7 @@ from georeg.core.storage import TempWriter
 
 MAX_FIELD_BYTES = 64 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
+FLUSH_BYTES = 1024 * 1024
 
 
 @dataclass
@@ -42,6 +44,7 @@ async def receive_upload(request: Request, *, tmp_dir, max_bytes: int, file_fiel
     state: dict = {
         "headers": {}, "field": b"", "value": b"", "name": None, "target": None, "buffer": bytearray(), "ended": False,
     }
+    pending = bytearray()
 
     def on_part_begin() -> None:
         state["headers"] = {}
@@ -73,7 +76,7 @@ async def receive_upload(request: Request, *, tmp_dir, max_bytes: int, file_fiel
 
     def on_part_data(data: bytes, start: int, end: int) -> None:
         if state["target"] is not None:
-            state["target"].write(data[start:end])
+            pending.extend(data[start:end])
         else:
             state["buffer"] += data[start:end]
             if len(state["buffer"]) > MAX_FIELD_BYTES:
@@ -99,16 +102,47 @@ async def receive_upload(request: Request, *, tmp_dir, max_bytes: int, file_fiel
             "on_end": on_end,
         },
     )
+    loop = asyncio.get_running_loop()
+    in_flight: asyncio.Future | None = None
+
+    async def flush(final: bool = False) -> None:
+        """Hash and write the pending bytes in a thread while the next chunks are received."""
+        nonlocal in_flight
+        if in_flight is not None:
+            await in_flight
+            in_flight = None
+        if pending and result.file is not None:
+            block = bytes(pending)
+            pending.clear()
+            in_flight = loop.run_in_executor(None, result.file.write, block)
+            if final:
+                await in_flight
+                in_flight = None
+
     try:
         async for chunk in request.stream():
             parser.write(chunk)
+            if len(pending) >= FLUSH_BYTES:
+                await flush()
         parser.finalize()
+        await flush(final=True)
         if not state["ended"]:
             raise InvalidInput("incomplete multipart body (no closing boundary)", code="bad_multipart")
     except (InvalidInput, PayloadTooLarge):
+        await _settle(in_flight)
         result.discard()
         raise
     except Exception as exc:
+        await _settle(in_flight)
         result.discard()
         raise InvalidInput(f"malformed multipart body: {exc}", code="bad_multipart") from exc
     return result
+
+
+async def _settle(future: asyncio.Future | None) -> None:
+    """Wait for a write still running in a thread before its file is removed."""
+    if future is not None:
+        try:
+            await future
+        except Exception:  # noqa: BLE001
+            pass

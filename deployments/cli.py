@@ -48,23 +48,20 @@ def main(argv: list[str] | None = None) -> int:
         print("registry database is up to date")
         return 0
     if args.command == "deploy":
-        from georeg.deployments.prefect_setup import (
-            declared_deployments,
-            deploy_all,
-            ensure_work_pool,
-            find_project_dir,
-            prefect_env,
-            verify_deployments,
-        )
+        from georeg.deployments.prefect_setup import SetupError, find_project_dir, prefect_env, register_all
 
-        project_dir = find_project_dir(settings.project_dir)
-        api_url = settings.effective_prefect_api_url
         settings.prefect_home.mkdir(parents=True, exist_ok=True)
-        ensure_work_pool(api_url, settings.work_pool)
-        deploy_all(project_dir, prefect_env(api_url=api_url, prefect_home=settings.prefect_home))
-        missing = verify_deployments(api_url, declared_deployments(project_dir))
-        print("all deployments registered" if not missing else f"missing: {missing}")
-        return 0 if not missing else 1
+        api_url = settings.effective_prefect_api_url
+        try:
+            names = register_all(
+                api_url, work_pool=settings.work_pool, project_dir=find_project_dir(settings.project_dir),
+                env=prefect_env(api_url=api_url, prefect_home=settings.prefect_home),
+            )
+        except SetupError as exc:
+            print(f"georeg deploy failed: {exc}", file=sys.stderr)
+            return 1
+        print(f"registered on {api_url}: {', '.join(names)}")
+        return 0
     return 2
 
 

@@ -57,12 +57,17 @@ def wait_for_api(api_url: str, *, timeout: float, alive: callable = lambda: True
 def ensure_work_pool(api_url: str, name: str) -> None:
     """Create the process work pool (or refresh its base job template)."""
     template = json.loads(BASE_JOB_TEMPLATE.read_text())
-    with httpx.Client(base_url=api_url, timeout=30) as client:
-        response = client.post("/work_pools/", json={"name": name, "type": "process", "base_job_template": template})
-        if response.status_code == 409:
-            response = client.patch(f"/work_pools/{name}", json={"base_job_template": template})
-        if response.status_code >= 400:
-            raise SetupError(f"cannot create work pool {name!r}: HTTP {response.status_code} {response.text}")
+    try:
+        with httpx.Client(base_url=api_url, timeout=30) as client:
+            response = client.post(
+                "/work_pools/", json={"name": name, "type": "process", "base_job_template": template}
+            )
+            if response.status_code == 409:
+                response = client.patch(f"/work_pools/{name}", json={"base_job_template": template})
+    except httpx.HTTPError as exc:
+        raise SetupError(f"Prefect API at {api_url} not reachable: {exc}") from exc
+    if response.status_code >= 400:
+        raise SetupError(f"cannot create work pool {name!r}: HTTP {response.status_code} {response.text}")
 
 
 def deploy_all(project_dir: Path, env: dict[str, str], *, log_file: Path | None = None) -> None:
@@ -86,6 +91,19 @@ def verify_deployments(api_url: str, expected: list[str]) -> list[str]:
             if client.get(f"/deployments/name/{name}").status_code != 200:
                 missing.append(name)
     return missing
+
+
+def register_all(
+    api_url: str, *, work_pool: str, project_dir: Path, env: dict[str, str], log_file: Path | None = None
+) -> list[str]:
+    """Work pool, then every prefect.yaml deployment, then a check that each one exists on the server."""
+    ensure_work_pool(api_url, work_pool)
+    deploy_all(project_dir, env, log_file=log_file)
+    expected = declared_deployments(project_dir)
+    missing = verify_deployments(api_url, expected)
+    if missing:
+        raise SetupError(f"deployments missing after deploy: {', '.join(missing)}")
+    return expected
 
 
 def prefect_env(*, api_url: str, prefect_home: Path, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -20,16 +20,7 @@ import httpx
 from georeg.core.bootstrap import bootstrap
 from georeg.core.config import Settings
 from georeg.core.db import make_engine
-from georeg.deployments.prefect_setup import (
-    SetupError,
-    declared_deployments,
-    deploy_all,
-    ensure_work_pool,
-    find_project_dir,
-    prefect_env,
-    verify_deployments,
-    wait_for_api,
-)
+from georeg.deployments.prefect_setup import SetupError, find_project_dir, prefect_env, register_all, wait_for_api
 from georeg.deployments.processes import ChildProcess
 
 READY_LINE = "georeg: ready"
@@ -131,12 +122,11 @@ class Stack:
             wait_for_api(self.prefect_api_url, timeout=120, alive=server.alive)
         else:
             wait_for_api(self.prefect_api_url, timeout=30)
-        ensure_work_pool(self.prefect_api_url, settings.work_pool)
         _say("deploying prefect.yaml")
-        deploy_all(self.project_dir, self.env, log_file=self.logs / "deploy.log")
-        missing = verify_deployments(self.prefect_api_url, declared_deployments(self.project_dir))
-        if missing:
-            raise SetupError(f"deployments missing after deploy: {', '.join(missing)}")
+        register_all(
+            self.prefect_api_url, work_pool=settings.work_pool, project_dir=self.project_dir, env=self.env,
+            log_file=self.logs / "deploy.log",
+        )
         self._child(
             "prefect-worker",
             [python, "-m", "prefect", "worker", "start", "--pool", settings.work_pool, "--type", "process",

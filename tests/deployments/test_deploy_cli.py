@@ -1,0 +1,40 @@
+"""`georeg deploy` registers the work pool and every prefect.yaml deployment on a real Prefect API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+GEOREG = str(Path(sys.executable).with_name("georeg"))
+
+
+def _run_deploy(api_url: str, data_dir: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEOREG_", "PREFECT_"))}
+    env.update(GEOREG_PREFECT_API_URL=api_url, GEOREG_DATA_DIR=str(data_dir))
+    return subprocess.run([GEOREG, "deploy"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_deploy_registers_pool_and_scheduled_cleanup(prefect_api_url, tmp_path):
+    result = _run_deploy(prefect_api_url, tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "cleanup/cleanup" in result.stdout
+    pool = httpx.get(f"{prefect_api_url}/work_pools/georeg", timeout=10).json()
+    assert pool["type"] == "process"
+    deployment = httpx.get(f"{prefect_api_url}/deployments/name/cleanup/cleanup", timeout=10).json()
+    assert deployment["schedules"][0]["schedule"]["cron"] == "17 3 * * *"
+    assert deployment["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
+    ]
+    again = _run_deploy(prefect_api_url, tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+def test_deploy_reports_an_unreachable_server(tmp_path):
+    result = _run_deploy("http://127.0.0.1:9/api", tmp_path)
+    assert result.returncode == 1
+    assert "georeg deploy failed" in result.stderr
