@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from georeg.core import errors
@@ -71,6 +72,19 @@ def install_error_handlers(app: FastAPI) -> None:
         for name, value in (exc.headers or {}).items():
             response.headers[name] = value
         return response
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        logger.info("database rejected a value: %s", exc.orig)
+        return error_response(400, "a value in the request cannot be stored or searched", "invalid_input")
+
+    @app.middleware("http")
+    async def _reject_nul(request: Request, call_next):  # noqa: ANN001, ANN202
+        raw = request.scope.get("raw_path") or b""
+        query = request.scope.get("query_string") or b""
+        if b"%00" in raw or b"\x00" in raw or b"%00" in query or b"\x00" in query or "\x00" in request.url.path:
+            return error_response(400, "NUL bytes are not allowed in URLs", "invalid_input")
+        return await call_next(request)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
