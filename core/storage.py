@@ -108,14 +108,21 @@ class TempWriter:
         self._hash = hashlib.sha256()
         self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115
 
-    def write(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.max_bytes is not None and self.size > self.max_bytes:
+    def write(self, data: bytes | memoryview) -> None:
+        self.write_many([data])
+
+    def write_many(self, pieces: list[bytes | memoryview]) -> None:
+        """Hash and append ``pieces`` in order (the size limit is checked before anything is written)."""
+        incoming = sum(len(piece) for piece in pieces)
+        if self.max_bytes is not None and self.size + incoming > self.max_bytes:
+            self.size += incoming
             raise PayloadTooLarge(f"upload exceeds the limit of {self.max_bytes} bytes")
-        self._hash.update(data)
-        view = memoryview(data)
-        while view:
-            view = view[self._file.write(view) :]
+        for piece in pieces:
+            self._hash.update(piece)
+            view = memoryview(piece)
+            while view:
+                view = view[self._file.write(view) :]
+        self.size += incoming
         if self.size - self._flushed >= WRITEBACK_BYTES:
             start_writeback(self._file.fileno(), self._flushed, self.size - self._flushed)
             self._flushed = self.size
