@@ -10,19 +10,21 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from georeg.api.errors import install_error_handlers
-from georeg.api.prefect_client import PrefectReader
-from georeg.api.routes import datasets, objects, orgs, system, users
+from georeg.api.prefect_client import PrefectClient
+from georeg.api.routes import datasets, jobs, objects, orgs, system, tasks, users
 from georeg.core import __version__
 from georeg.core.bootstrap import bootstrap
 from georeg.core.config import Settings
 from georeg.core.db import make_engine
-from georeg.core.tasks import default_registry
+from georeg.core.tasks import ToolRegistry, default_registry
 
 logger = logging.getLogger("georeg.api")
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API. The lifespan owns the database engine and the Prefect client."""
+def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None = None) -> FastAPI:
+    """Build the API. The lifespan owns the database engine and the Prefect client.
+
+    ``tools`` replaces the shipped tool registry (tests add test-only tools this way)."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -34,8 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.engine = engine
         app.state.secret_key = settings.resolve_secret_key()
-        app.state.tools = default_registry()
-        app.state.prefect = PrefectReader(settings.effective_prefect_api_url)
+        app.state.tools = tools or default_registry()
+        app.state.prefect = PrefectClient(settings.effective_prefect_api_url)
         try:
             yield
         finally:
@@ -49,6 +51,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (system, users, orgs, datasets, objects):
+    for module in (system, users, orgs, datasets, objects, tasks, jobs):
         app.include_router(module.router)
     return app

@@ -20,14 +20,16 @@ STATUS_BY_ERROR: dict[type[errors.GeoregError], int] = {
     errors.PermissionDenied: 403,
     errors.NotFound: 404,
     errors.Conflict: 409,
+    errors.Gone: 410,
     errors.PayloadTooLarge: 413,
+    errors.InvalidParameters: 422,
     errors.AccountLocked: 429,
     errors.QuotaExceeded: 429,
     errors.ServiceUnavailable: 503,
 }
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-              409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable",
+              409: "conflict", 410: "gone", 413: "payload_too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable",
               422: "validation_error", 429: "too_many_requests"}
 
 

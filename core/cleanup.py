@@ -12,7 +12,9 @@ from sqlmodel import select
 from georeg.core.config import Settings
 from georeg.core.db import session_scope
 from georeg.core.models import Dataset, Entry, Organization
+from georeg.core.repositories import tasks as task_repo
 from georeg.core.storage import TEMP_PREFIX, remove_tree
+from georeg.core.task_runner import artifact_dir
 from georeg.core.timeutil import utcnow
 
 
@@ -20,6 +22,7 @@ class CleanupReport(BaseModel):
     temp_files_removed: int = 0
     orphan_entries_removed: int = 0
     orphan_dirs_removed: int = 0
+    artifacts_expired: int = 0
     bytes_freed: int = 0
 
 
@@ -37,8 +40,8 @@ def _size(path: Path) -> int:
 
 
 def run_cleanup(settings: Settings, engine: Engine, *, max_age: timedelta | None = None) -> CleanupReport:
-    """Remove temp files older than ``max_age`` (default: the temp TTL setting), entry rows whose
-    dataset is gone, and storage folders that belong to no organization or dataset."""
+    """Remove temp files older than ``max_age`` (default: the temp TTL setting), task artifacts past
+    their expiry, entry rows whose dataset is gone, and storage folders of no organization or dataset."""
     report = CleanupReport()
     age = max_age if max_age is not None else timedelta(hours=settings.temp_file_ttl_hours)
     cutoff = (utcnow() - age).timestamp()
@@ -52,6 +55,15 @@ def run_cleanup(settings: Settings, engine: Engine, *, max_age: timedelta | None
         report.temp_files_removed += 1
 
     with session_scope(engine) as session:
+        for task in task_repo.expired_artifacts(session, now=utcnow()):
+            directory = artifact_dir(settings, task.id)
+            if directory.exists():
+                report.bytes_freed += _size(directory)
+                remove_tree(directory)
+            task.artifact = None
+            task.result = {**(task.result or {}), "artifactExpired": True}
+            session.add(task)
+            report.artifacts_expired += 1
         dataset_ids = select(Dataset.id)
         orphans = session.exec(select(Entry).where(Entry.dataset_id.not_in(dataset_ids))).all()
         for entry in orphans:

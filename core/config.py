@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
 SECRET_KEY_FILE = "secret_key"
+TASK_SETTINGS = ("artifact_ttl_hours", "archive_max_files", "archive_max_bytes", "archive_max_ratio", "temp_file_ttl_hours")
 
 
 class Settings(BaseSettings):
@@ -40,6 +41,14 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 2 * 1024**3
     temp_file_ttl_hours: int = 24
+    artifact_ttl_hours: float = 24
+    max_active_tasks_per_user: int = 4
+    daily_artifact_bytes_per_org: int = 10 * 1024**3
+    admins_exempt_from_quotas: bool = False
+    task_dedup_hours: float = 24
+    archive_max_files: int = 10_000
+    archive_max_bytes: int = 20 * 1024**3
+    archive_max_ratio: float = 200.0
     default_user_storage_bytes: int | None = None
     work_pool: str = "georeg"
     project_dir: Path | None = None
@@ -85,6 +94,17 @@ class Settings(BaseSettings):
         if self.prefect_api_url:
             return self.prefect_api_url.rstrip("/")
         return f"http://{self.prefect_host}:{self.prefect_port}/api"
+
+    def task_environment(self) -> dict[str, str]:
+        """``GEOREG_*`` variables handed to every task's flow run, so the worker works on the same
+        registry and data dir, with the same limits, as the API that launched it."""
+        env = {
+            "GEOREG_DATA_DIR": str(self.resolved_data_dir),
+            "GEOREG_DATABASE_URL": self.effective_database_url,
+        }
+        for name in TASK_SETTINGS:
+            env[f"GEOREG_{name.upper()}"] = str(getattr(self, name))
+        return env
 
     def ensure_layout(self) -> None:
         """Create the data directory tree (idempotent)."""

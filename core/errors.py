@@ -62,3 +62,13 @@ class QuotaExceeded(GeoregError):
 
 class ServiceUnavailable(GeoregError):
     code = "service_unavailable"
+
+
+class InvalidParameters(GeoregError):
+    """Tool parameters that do not match the tool's JSON Schema."""
+
+    code = "invalid_parameters"
+
+
+class Gone(GeoregError):
+    code = "gone"

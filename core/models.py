@@ -269,3 +269,35 @@ class EntryPublic(CamelModel):
     footprint: dict | None
     crs: str | None
     bounds: list[float] | None
+
+
+class Task(SQLModel, table=True):
+    """A tool invocation on a dataset; each attempt is one Prefect flow run."""
+
+    __tablename__ = "tasks"
+
+    id: str = Field(default_factory=_new_public_id, primary_key=True, max_length=32)
+    org_id: int = Field(sa_column=Column(Integer, ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False))
+    dataset_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    user_id: int | None = Field(
+        default=None, sa_column=Column(Integer, ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True)
+    )
+    tool_id: str = Field(max_length=64, index=True)
+    tool_version: str = Field(max_length=32)
+    path: str | None = Field(default=None, max_length=1024)
+    parameters: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    dedup_key: str = Field(max_length=64, index=True)
+    state: str = Field(default="Scheduled", max_length=16, index=True)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    attempts: int = 1
+    history: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    progress: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    result: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    error: str | None = None
+    artifact: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    artifact_bytes: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    started_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    finished_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))

@@ -30,12 +30,14 @@ def find_project_dir(explicit: Path | None = None) -> Path:
 
 
 def declared_deployments(project_dir: Path) -> list[str]:
-    """``flow-name/deployment-name`` of every deployment in prefect.yaml."""
+    """``flow-name/deployment-name`` of every deployment in prefect.yaml (flow names read from the code)."""
+    from prefect.flows import load_flow_from_entrypoint
+
     spec = yaml.safe_load((project_dir / "prefect.yaml").read_text())
     names = []
     for deployment in spec.get("deployments") or []:
-        flow_name = deployment.get("flow_name") or deployment["entrypoint"].rsplit(":", 1)[1]
-        names.append(f"{flow_name}/{deployment['name']}")
+        flow = load_flow_from_entrypoint(str(project_dir / deployment["entrypoint"]))
+        names.append(f"{flow.name}/{deployment['name']}")
     return names
 
 
@@ -104,6 +106,25 @@ def register_all(
     if missing:
         raise SetupError(f"deployments missing after deploy: {', '.join(missing)}")
     return expected
+
+
+def register_deployment(
+    api_url: str, *, flow_name: str, name: str, entrypoint: str, project_dir: Path, work_pool: str
+) -> str:
+    """Create or update one deployment through the REST API (no schedule); returns its id."""
+    try:
+        with httpx.Client(base_url=api_url, timeout=30) as client:
+            flow_id = client.post("/flows/", json={"name": flow_name}).json()["id"]
+            response = client.post("/deployments/", json={
+                "name": name, "flow_id": flow_id, "entrypoint": entrypoint, "path": str(project_dir),
+                "work_pool_name": work_pool, "enforce_parameter_schema": False,
+                "pull_steps": [{"prefect.deployments.steps.set_working_directory": {"directory": str(project_dir)}}],
+            })
+    except httpx.HTTPError as exc:
+        raise SetupError(f"Prefect API at {api_url} not reachable: {exc}") from exc
+    if response.status_code >= 400:
+        raise SetupError(f"cannot register {flow_name}/{name}: HTTP {response.status_code} {response.text}")
+    return response.json()["id"]
 
 
 def prefect_env(*, api_url: str, prefect_home: Path, base: dict[str, str] | None = None) -> dict[str, str]:

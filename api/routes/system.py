@@ -45,10 +45,7 @@ def features(settings: SettingsDep, tools: ToolsDep) -> dict:
         "maxUploadSizeBytes": settings.max_upload_bytes,
         "bulkDownloadAsyncThresholdBytes": 1024**3,
         "taskTools": [
-            {
-                "id": tool.id, "version": tool.version, "title": tool.title, "requiredAccess": tool.required_access,
-                "producesArtifact": tool.produces_artifact, "artifactExtension": tool.artifact_extension,
-            }
+            {key: value for key, value in tool.describe().items() if key != "parametersSchema"}
             for tool in tools.all()
         ],
         "taskStates": [{"state": state.value, "isTerminal": state.is_terminal} for state in TaskState],

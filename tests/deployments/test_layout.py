@@ -29,7 +29,15 @@ def test_every_entrypoint_loads_a_flow():
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     for deployment in spec["deployments"]:
         flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
-        assert flow.name == deployment["entrypoint"].rsplit(":", 1)[1]
+        assert flow.name == deployment["name"]
+
+
+def test_every_shipped_tool_has_a_deployment():
+    from georeg.core.tasks import default_registry
+
+    declared = set(declared_deployments(ROOT))
+    for tool in default_registry().all():
+        assert tool.deployment in declared
 
 
 def test_project_dir_is_found():

@@ -1,0 +1,140 @@
+"""Task state from Prefect, log cursors and the JSON views of tasks (Registry and Datasets API)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime, timedelta
+
+from sqlmodel import Session
+
+from georeg.api.prefect_client import PrefectClient
+from georeg.core.errors import InvalidInput
+from georeg.core.models import Dataset, Organization, Task, User
+from georeg.core.tasks import ACTIVE_STATES, TaskState, map_prefect_state
+from georeg.core.timeutil import as_utc, utcnow
+
+LOG_REREAD = timedelta(seconds=3)
+LOG_TAIL = 200
+
+
+async def refresh_states(session: Session, client: PrefectClient, tasks: list[Task]) -> None:
+    """Update the cached state of active tasks from their flow runs (terminal states are final)."""
+    active = [t for t in tasks if t.flow_run_id and TaskState(t.state) in ACTIVE_STATES]
+    if not active:
+        return
+    runs = await client.flow_runs([t.flow_run_id for t in active])
+    for task in active:
+        run = runs.get(task.flow_run_id)
+        if run is None:
+            continue
+        state = map_prefect_state(run.state_type, run.state_name)
+        task.state = state.value
+        if run.start_time and not task.started_at:
+            task.started_at = run.start_time
+        if state.is_terminal:
+            task.finished_at = run.end_time or utcnow()
+            if state is TaskState.failed and not task.error:
+                task.error = run.state_message or "the flow run failed"
+        session.add(task)
+    session.commit()
+
+
+def encode_cursor(watermark: datetime | None, seen: list[str]) -> str:
+    raw = json.dumps({"t": watermark.isoformat() if watermark else None, "s": seen}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> tuple[datetime | None, set[str]]:
+    if not cursor:
+        return None, set()
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        watermark = as_utc(datetime.fromisoformat(raw["t"])) if raw["t"] else None
+        return watermark, set(raw["s"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput("invalid log cursor", code="invalid_cursor") from exc
+
+
+LOG_SETTLE = timedelta(seconds=5)
+
+
+async def read_log(client: PrefectClient, task: Task, cursor: str | None, *, limit: int = 500) -> dict:
+    """New log lines since ``cursor``.
+
+    The cursor holds a timestamp watermark and the ids already returned near it; each read goes back
+    ``LOG_REREAD`` before the watermark and skips known ids, so lines that reach Prefect late are
+    neither lost nor repeated. ``complete`` once the run ended long enough ago and nothing is new.
+    """
+    watermark, seen = decode_cursor(cursor)
+    fresh: list = []
+    logs: list = []
+    if task.flow_run_id:
+        after = watermark - LOG_REREAD if watermark else None
+        logs = await client.logs(task.flow_run_id, after=after, limit=limit + len(seen) + 1)
+        fresh = [line for line in logs if line.id not in seen][:limit]
+    if fresh:
+        newest = max(as_utc(line.timestamp) for line in fresh)
+        watermark = max(watermark, newest) if watermark else newest
+    returned = seen | {line.id for line in fresh}
+    window = watermark - LOG_REREAD if watermark else None
+    keep = sorted(line.id for line in logs if line.id in returned and as_utc(line.timestamp) >= window)
+    finished = as_utc(task.finished_at)
+    settled = TaskState(task.state).is_terminal and (finished is None or utcnow() - finished >= LOG_SETTLE)
+    return {
+        "lines": [f"{as_utc(line.timestamp).isoformat()} {line.message}" for line in fresh],
+        "cursor": encode_cursor(watermark, keep),
+        "complete": settled and not fresh,
+    }
+
+
+async def log_tail(client: PrefectClient, task: Task) -> tuple[list[str], str | None]:
+    """The last ``LOG_TAIL`` lines of the run's log and a cursor to follow on from them."""
+    if not task.flow_run_id:
+        return [], None
+    logs = await client.logs(task.flow_run_id, after=None, limit=LOG_TAIL, newest_first=True)
+    if not logs:
+        return [], None
+    watermark = max(as_utc(line.timestamp) for line in logs)
+    keep = sorted(line.id for line in logs if as_utc(line.timestamp) >= watermark - LOG_REREAD)
+    return [f"{as_utc(line.timestamp).isoformat()} {line.message}" for line in logs], encode_cursor(watermark, keep)
+
+
+def result_url(org: Organization, dataset: Dataset, task: Task) -> str:
+    return f"/orgs/{org.slug}/ds/{dataset.slug}/tasks/{task.id}/result"
+
+
+def task_view(task: Task, *, org: Organization, dataset: Dataset, user: User | None, log_tail: list[str] | None,
+              log_cursor: str | None) -> dict:
+    artifact = None
+    if task.artifact:
+        artifact = {
+            "sizeBytes": task.artifact["sizeBytes"], "sha256": task.artifact["sha256"],
+            "resultUrl": result_url(org, dataset, task), "expiresAt": task.artifact["expiresAt"],
+        }
+    return {
+        "taskId": task.id, "toolId": task.tool_id, "version": task.tool_version, "state": task.state,
+        "orgSlug": org.slug, "dsSlug": dataset.slug, "path": task.path, "parameters": task.parameters,
+        "userName": user.username if user else None,
+        "progress": {"percent": 0.0, "phase": "", "message": "", **(task.progress or {})},
+        "createdAt": _iso(task.created_at), "startedAt": _iso(task.started_at), "finishedAt": _iso(task.finished_at),
+        "logCursor": log_cursor, "logTail": log_tail, "artifact": artifact, "result": task.result,
+        "error": task.error, "flowRunId": task.flow_run_id, "attempts": task.attempts, "history": task.history,
+    }
+
+
+def job_view(task: Task, *, org: Organization, dataset: Dataset) -> dict:
+    """The Datasets API's snake_case job view of a task."""
+    return {
+        "job_id": task.id, "tool_id": task.tool_id, "status": task.state, "state": task.state,
+        "org": org.slug, "dataset": dataset.slug, "path": task.path, "parameters": task.parameters,
+        "progress": {"percent": 0.0, "phase": "", "message": "", **(task.progress or {})},
+        "created_at": _iso(task.created_at), "started_at": _iso(task.started_at),
+        "finished_at": _iso(task.finished_at), "error": task.error, "result": task.result,
+        "result_url": result_url(org, dataset, task) if task.artifact else None,
+        "status_url": f"/datasets/jobs/{task.id}", "flow_run_id": task.flow_run_id, "attempts": task.attempts,
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return as_utc(value).isoformat().replace("+00:00", "Z") if value else None

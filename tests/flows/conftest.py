@@ -1,0 +1,75 @@
+"""A real Prefect worker for the task-platform tests: shipped and test-only deployments on the harness."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from georeg.api.app import create_app
+from georeg.core.tasks import ToolRegistry, default_registry
+from georeg.deployments.prefect_setup import prefect_env, register_all, register_deployment
+from georeg.deployments.processes import ChildProcess
+from tests.flows.tooling import TEST_TOOLS
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def task_worker(prefect_api_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Deploy prefect.yaml plus the test tools to the harness and run one process worker (1 s polls)."""
+    home = tmp_path_factory.mktemp("prefect-home")
+    env = prefect_env(api_url=prefect_api_url, prefect_home=home,
+                      base={k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "GEOREG_"))})
+    env["PREFECT_WORKER_QUERY_SECONDS"] = "1"
+    env.pop("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", None)
+    register_all(prefect_api_url, work_pool="georeg", project_dir=ROOT, env=env, log_file=home / "deploy.log")
+    for tool in TEST_TOOLS:
+        register_deployment(prefect_api_url, flow_name=tool.id, name=tool.id, project_dir=ROOT, work_pool="georeg",
+                            entrypoint=f"tests/flows/tooling.py:{tool.id.replace('-', '_')}")
+    worker = ChildProcess("test-worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", "georeg",
+                                          "--type", "process", "--name", f"test-worker-{os.getpid()}"],
+                          env=env, cwd=ROOT, log_file=home / "worker.log")
+    worker.start()
+    try:
+        yield prefect_api_url
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def registry() -> ToolRegistry:
+    tools = default_registry()
+    for tool in TEST_TOOLS:
+        tools.register(tool)
+    return tools
+
+
+@pytest.fixture
+def client(settings, registry, task_worker) -> Iterator[TestClient]:
+    """The API with the shipped and the test-only tools, its flow runs executed by the session worker."""
+    settings.max_upload_bytes = 64 * 1024 * 1024
+    with TestClient(create_app(settings, tools=registry)) as test_client:
+        yield test_client
+
+
+def wait_for_state(client: TestClient, url: str, headers: dict, states: set[str], timeout: float = 90) -> dict:
+    deadline = time.monotonic() + timeout
+    body: dict = {}
+    while time.monotonic() < deadline:
+        body = client.get(url, headers=headers).json()
+        if body.get("state") in states:
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"{url} did not reach {states} in {timeout}s: {body}")
+
+
+def flow_run(api_url: str, flow_run_id: str) -> dict:
+    return httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()
