@@ -44,6 +44,12 @@ def task_worker(prefect_api_url: str, tmp_path_factory: pytest.TempPathFactory) 
         worker.stop()
 
 
+@pytest.fixture(params=["sqlite"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Flow tests run on SQLite; tests that matter per backend parametrize ``backend`` with BACKENDS."""
+    return request.param
+
+
 @pytest.fixture
 def registry() -> ToolRegistry:
     tools = default_registry()

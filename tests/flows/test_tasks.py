@@ -8,12 +8,19 @@ import zipfile
 
 import pytest
 
-from tests.conftest import assert_error
+from tests.conftest import BACKENDS, assert_error
 from tests.flows.conftest import flow_run, wait_for_state
 
 DS = "/orgs/admin/ds/d"
 TASKS = f"{DS}/tasks"
 DONE = {"Succeeded", "Failed", "Cancelled"}
+
+
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_dedup_on_every_backend(client, ds):
+    first = submit(client, ds, "bulk-download", {"paths": ["b.txt"]})
+    assert submit(client, ds, "bulk-download", {"paths": ["b.txt"]}).json()["taskId"] == first.json()["taskId"]
+    assert wait_for_state(client, f"{TASKS}/{first.json()['taskId']}", ds, DONE)["state"] == "Succeeded"
 
 
 @pytest.fixture
@@ -47,6 +54,7 @@ def test_tools_are_listed_with_schemas(client, ds):
     assert {"bulk-download", "raster-export"} <= {t["id"] for t in features["taskTools"]}
 
 
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
 def test_bulk_download_succeeds_with_artifact(client, ds, task_worker):
     response = submit(client, ds, "bulk-download", {"paths": ["a"]})
     assert response.status_code == 202, response.text
