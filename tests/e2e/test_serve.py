@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import re
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -117,6 +119,23 @@ def test_serve_stack_round_trip_and_restart(tmp_path):
                              headers=headers, timeout=60)
         assert download.status_code == 200
         assert download.content == tif.read_bytes()
+
+        submitted = httpx.post(f"{api}/orgs/admin/ds/e2e/tasks", headers=headers, timeout=30,
+                               json={"toolId": "bulk-download", "parameters": {"paths": ["imagery"]}})
+        assert submitted.status_code == 202, submitted.text
+        task = submitted.json()
+        deadline = time.monotonic() + 120
+        while task["state"] not in ("Succeeded", "Failed", "Cancelled") and time.monotonic() < deadline:
+            time.sleep(0.5)
+            task = httpx.get(f"{api}/orgs/admin/ds/e2e/tasks/{task['taskId']}", headers=headers, timeout=30).json()
+        assert task["state"] == "Succeeded", task
+        run = httpx.get(f"{prefect_api}/flow_runs/{task['flowRunId']}", timeout=10).json()
+        bulk = httpx.get(f"{prefect_api}/deployments/name/bulk-download/bulk-download", timeout=10).json()
+        assert run["deployment_id"] == bulk["id"] and run["state_type"] == "COMPLETED"
+        archive = httpx.get(f"{api}{task['artifact']['resultUrl']}", headers=headers, timeout=60)
+        with zipfile.ZipFile(io.BytesIO(archive.content)) as bundle:
+            assert bundle.namelist() == ["imagery/scene.tif"]
+            assert bundle.read("imagery/scene.tif") == tif.read_bytes()
 
         children = stack.descendants()
         assert len(children) >= 3
