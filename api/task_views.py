@@ -117,7 +117,7 @@ def task_view(task: Task, *, org: Organization, dataset: Dataset, user: User | N
         "orgSlug": org.slug, "dsSlug": dataset.slug, "path": task.path, "parameters": task.parameters,
         "userName": user.username if user else None,
         "progress": {"percent": 0.0, "phase": "", "message": "", **(task.progress or {})},
-        "createdAt": _iso(task.created_at), "startedAt": _iso(task.started_at), "finishedAt": _iso(task.finished_at),
+        "createdAt": iso(task.created_at), "startedAt": iso(task.started_at), "finishedAt": iso(task.finished_at),
         "logCursor": log_cursor, "logTail": log_tail, "artifact": artifact, "result": task.result,
         "error": task.error, "flowRunId": task.flow_run_id, "attempts": task.attempts, "history": task.history,
     }
@@ -129,12 +129,13 @@ def job_view(task: Task, *, org: Organization, dataset: Dataset) -> dict:
         "job_id": task.id, "tool_id": task.tool_id, "status": task.state, "state": task.state,
         "org": org.slug, "dataset": dataset.slug, "path": task.path, "parameters": task.parameters,
         "progress": {"percent": 0.0, "phase": "", "message": "", **(task.progress or {})},
-        "created_at": _iso(task.created_at), "started_at": _iso(task.started_at),
-        "finished_at": _iso(task.finished_at), "error": task.error, "result": task.result,
+        "created_at": iso(task.created_at), "started_at": iso(task.started_at),
+        "finished_at": iso(task.finished_at), "error": task.error, "result": task.result,
         "result_url": result_url(org, dataset, task) if task.artifact else None,
         "status_url": f"/datasets/jobs/{task.id}", "flow_run_id": task.flow_run_id, "attempts": task.attempts,
     }
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
+    """UTC ISO-8601 with a trailing Z (or None)."""
     return as_utc(value).isoformat().replace("+00:00", "Z") if value else None

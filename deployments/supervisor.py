@@ -13,7 +13,6 @@ import socket
 import sys
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import httpx
 

@@ -6,7 +6,7 @@ import shutil
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import ValidationError
 from sqlmodel import Session
@@ -14,7 +14,7 @@ from sqlmodel import Session
 from georeg.api.deps import ActorDep, SessionDep, SettingsDep, ToolsDep
 from georeg.api.downloads import LargeChunkFileResponse
 from georeg.api.launcher import launch
-from georeg.api.task_views import log_tail, read_log, refresh_states, task_view
+from georeg.api.task_views import iso, log_tail, read_log, refresh_states, task_view
 from georeg.core.access import Actor, dataset_permission, require_user
 from georeg.core.errors import (
     Conflict,
@@ -240,9 +240,9 @@ async def retry_task(orgSlug: str, dsSlug: str, taskId: str, request: Request, s
     if task.state not in (TaskState.failed.value, TaskState.cancelled.value):
         raise Conflict(f"only failed or cancelled tasks can be retried (state {task.state})", code="not_retryable")
     tool = _tool(tools, task.tool_id)
-    _check_quotas(session, settings, actor if actor.user else Actor(user=None), org)
+    _check_quotas(session, settings, actor, org)
     previous = {"attempt": task.attempts, "flowRunId": task.flow_run_id, "state": task.state, "error": task.error,
-                "startedAt": _iso(task.started_at), "finishedAt": _iso(task.finished_at)}
+                "startedAt": iso(task.started_at), "finishedAt": iso(task.finished_at)}
     task.history = [*task.history, previous]
     task.attempts += 1
     task.state = TaskState.scheduled.value
@@ -254,6 +254,3 @@ async def retry_task(orgSlug: str, dsSlug: str, taskId: str, request: Request, s
     session.commit()
     return await view(request, session, task, org, dataset)
 
-
-def _iso(value) -> str | None:  # noqa: ANN001
-    return as_utc(value).isoformat() if value else None

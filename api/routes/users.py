@@ -6,7 +6,6 @@ from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request, Response, status
-from pydantic import BaseModel
 from sqlmodel import Session
 
 from georeg.api.deps import ActorDep, AdminUser, CurrentUser, PageDep, SessionDep, SettingsDep, TokenDep
