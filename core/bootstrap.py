@@ -10,6 +10,7 @@ from sqlalchemy.engine import Engine
 from georeg.core.config import Settings
 from georeg.core.db import migrate, session_scope
 from georeg.core.models import ADMIN_ROLE
+from georeg.core.rasters import registry_location
 from georeg.core.repositories import orgs as org_repo
 from georeg.core.repositories import users as user_repo
 from georeg.core.security import set_hashing_cost
@@ -47,6 +48,7 @@ def bootstrap(settings: Settings, engine: Engine) -> BootstrapReport:
             )
         if org_repo.find_org(session, slug=DEFAULT_ORG) is None:
             org_repo.create_org(session, slug=DEFAULT_ORG, name="Default", owner=admin, is_public=False)
+        registry_location(session)
         return BootstrapReport(
             admin_username=settings.admin_username, admin_created=created, generated_password=generated
         )

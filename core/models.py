@@ -301,3 +301,44 @@ class Task(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
     started_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     finished_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+
+
+class Raster(SQLModel, table=True):
+    """Raster details of an entry: the record behind the Datasets API's ``/datasets`` routes."""
+
+    __tablename__ = "rasters"
+
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("entries.id", ondelete="CASCADE"), nullable=False, unique=True)
+    )
+    public_id: str = Field(max_length=32, index=True, unique=True)
+    title: str = Field(default="", max_length=512, index=True)
+    source: str = Field(default="upload", max_length=16, index=True)
+    source_identifier: str | None = Field(default=None, max_length=256, index=True)
+    source_path: str | None = Field(default=None, max_length=2048)
+    owned: bool = True
+    platform: str | None = Field(default=None, max_length=16, index=True)
+    profile: str | None = Field(default=None, max_length=64)
+    acquired_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True, index=True))
+    sha256: str = Field(max_length=64, index=True)
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    width: int
+    height: int
+    band_count: int
+    dtype: str = Field(max_length=16)
+    nodata: float | None = None
+    epsg: int | None = None
+    crs_wkt: str | None = None
+    minx: float | None = Field(default=None, index=True)
+    miny: float | None = Field(default=None, index=True)
+    maxx: float | None = Field(default=None, index=True)
+    maxy: float | None = Field(default=None, index=True)
+    native_bounds: list[float] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    footprint: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    stats: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    bands: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    meta: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 from types import TracebackType
 
+import numpy as np
 import rasterio
 from pydantic import BaseModel
 from rasterio.errors import RasterioError
@@ -39,13 +40,30 @@ class RasterInfo(BaseModel):
         return self.crs_wkt is not None
 
 
-def footprint_polygon(bounds: list[float]) -> dict:
-    """A GeoJSON Polygon for WGS84 ``[minx, miny, maxx, maxy]``."""
+def normalize_lon_bounds(bounds: list[float]) -> list[float]:
+    """Longitudes wrapped into [-180, 180]; a box crossing the antimeridian comes back with minx > maxx."""
     minx, miny, maxx, maxy = bounds
-    return {
-        "type": "Polygon",
-        "coordinates": [[[minx, miny], [maxx, miny], [maxx, maxy], [minx, maxy], [minx, miny]]],
-    }
+    if maxx - minx >= 360:
+        return [-180.0, miny, 180.0, maxy]
+    wrapped_min = ((minx + 180.0) % 360.0) - 180.0
+    wrapped_max = ((maxx + 180.0) % 360.0) - 180.0
+    if wrapped_max == -180.0 and maxx > minx:
+        wrapped_max = 180.0
+    return [wrapped_min, miny, wrapped_max, maxy]
+
+
+def _ring(minx: float, miny: float, maxx: float, maxy: float) -> list[list[float]]:
+    return [[minx, miny], [maxx, miny], [maxx, maxy], [minx, maxy], [minx, miny]]
+
+
+def footprint_polygon(bounds: list[float]) -> dict:
+    """GeoJSON geometry for WGS84 ``[minx, miny, maxx, maxy]``; ``minx > maxx`` means the box crosses
+    the antimeridian and becomes a MultiPolygon split at 180° (RFC 7946, section 3.1.9)."""
+    minx, miny, maxx, maxy = bounds
+    if minx > maxx:
+        return {"type": "MultiPolygon",
+                "coordinates": [[_ring(minx, miny, 180.0, maxy)], [_ring(-180.0, miny, maxx, maxy)]]}
+    return {"type": "Polygon", "coordinates": [_ring(minx, miny, maxx, maxy)]}
 
 
 class RasterReader:
@@ -81,6 +99,37 @@ class RasterReader:
         except (RasterioError, ValueError) as exc:
             raise InvalidRaster(f"raster data cannot be read (truncated or corrupt): {_first_line(exc)}") from exc
 
+    def band_statistics(self, max_size: int = 1024) -> list[dict]:
+        """Per-band min/max/mean/std and 2/98 % percentiles from a decimated read (overviews when present)."""
+        ds = self._dataset
+        scale = max(ds.width, ds.height) / max_size
+        shape = (max(1, round(ds.height / scale)), max(1, round(ds.width / scale))) if scale > 1 else (ds.height, ds.width)
+        stats = []
+        for band in range(1, ds.count + 1):
+            try:
+                data = ds.read(band, out_shape=shape, masked=True)
+            except RasterioError as exc:
+                raise InvalidRaster(f"raster data cannot be read: {_first_line(exc)}") from exc
+            values = data.compressed().astype("float64")
+            values = values[np.isfinite(values)]
+            if values.size == 0:
+                stats.append({"band": band, "valid": 0})
+                continue
+            p2, p98 = np.percentile(values, [2, 98])
+            stats.append({
+                "band": band, "valid": int(values.size), "min": float(values.min()), "max": float(values.max()),
+                "mean": float(values.mean()), "std": float(values.std()), "p2": float(p2), "p98": float(p98),
+            })
+        return stats
+
+    def band_descriptions(self) -> list[dict]:
+        ds = self._dataset
+        return [
+            {"band": i + 1, "description": ds.descriptions[i], "units": ds.units[i] if ds.units else None,
+             "colorinterp": ds.colorinterp[i].name}
+            for i in range(ds.count)
+        ]
+
     def info(self) -> RasterInfo:
         ds = self._dataset
         crs = ds.crs
@@ -100,6 +149,7 @@ class RasterReader:
             except RasterioError:
                 wgs84 = None
             if wgs84 and all(math.isfinite(v) for v in wgs84):
+                wgs84 = normalize_lon_bounds(wgs84)
                 footprint = footprint_polygon(wgs84)
             else:
                 wgs84 = None
