@@ -11,12 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 
 from georeg.api.errors import install_error_handlers
 from georeg.api.prefect_client import PrefectClient
-from georeg.api.routes import datasets, jobs, objects, orgs, rasters, system, tasks, users
+from georeg.api.routes import datasets, jobs, objects, orgs, raster_jobs, rasters, system, tasks, users
 from georeg.core import __version__
 from georeg.core.bootstrap import bootstrap
 from georeg.core.config import Settings
 from georeg.core.db import make_engine
 from georeg.core.tasks import ToolRegistry, default_registry
+from georeg.core.thumbnails import ThumbnailCache
 
 logger = logging.getLogger("georeg.api")
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         app.state.secret_key = settings.resolve_secret_key()
         app.state.tools = tools or default_registry()
         app.state.prefect = PrefectClient(settings.effective_prefect_api_url)
+        app.state.thumbnails = ThumbnailCache(settings.cache_dir, tmp_dir=settings.tmp_dir)
         try:
             yield
         finally:
@@ -51,6 +53,6 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (system, users, orgs, datasets, objects, tasks, jobs, rasters):
+    for module in (system, users, orgs, datasets, objects, tasks, jobs, raster_jobs, rasters):
         app.include_router(module.router)
     return app

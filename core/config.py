@@ -104,6 +104,7 @@ class Settings(BaseSettings):
         }
         for name in TASK_SETTINGS:
             env[f"GEOREG_{name.upper()}"] = str(getattr(self, name))
+        env["GEOREG_MOUNT_ROOTS"] = ",".join(str(root) for root in self.mount_roots)
         return env
 
     def ensure_layout(self) -> None:

@@ -268,7 +268,7 @@ def delete_raster(session: Session, settings: Settings, raster: Raster) -> None:
         path.unlink(missing_ok=True)
         if path.parent.exists() and not any(path.parent.iterdir()):
             os.rmdir(path.parent)
-    remove_tree(settings.cache_dir / "thumbnails" / sha[:2] / sha)
+    remove_tree(settings.cache_dir / "thumbnails" / sha[:2] / sha)  # same layout as ThumbnailCache.path
     remove_tree(settings.cache_dir / "tiles" / raster.public_id)
 
 

@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from georeg.core.config import Settings
@@ -62,7 +63,10 @@ def execute_task(settings: Settings, engine: Engine, *, task_id: str, tool: Tool
         if percent - last["percent"] < 1 and phase == last["phase"] and percent < 100:
             return
         last.update(percent=percent, phase=phase)
-        _update(engine, task_id, progress={"percent": round(percent, 1), "phase": phase, "message": message})
+        try:
+            _update(engine, task_id, progress={"percent": round(percent, 1), "phase": phase, "message": message})
+        except OperationalError as exc:
+            logger.warning("progress not recorded (%s)", exc.__class__.__name__)
 
     context = ToolContext(
         task_id=task_id, settings=settings, engine=engine, org_slug=org.slug, dataset_id=dataset.id,

@@ -8,7 +8,16 @@ from georeg.core.config import Settings
 from georeg.core.db import make_engine
 from georeg.core.task_runner import execute_task
 from georeg.core.tasks import Tool
-from georeg.core.tools import ARCHIVE_EXTRACT, BULK_DOWNLOAD, RASTER_EXPORT, RESCAN_INDEX
+from georeg.core.tools import (
+    ARCHIVE_EXTRACT,
+    BULK_DOWNLOAD,
+    GENERATE_THUMBNAILS,
+    PRUNE_MISSING,
+    RASTER_EXPORT,
+    REHASH,
+    RESCAN_INDEX,
+    RESYNC,
+)
 
 
 def tool_flow(tool: Tool) -> Flow:
@@ -30,3 +39,7 @@ archive_extract = tool_flow(ARCHIVE_EXTRACT)
 bulk_download = tool_flow(BULK_DOWNLOAD)
 raster_export = tool_flow(RASTER_EXPORT)
 rescan_index = tool_flow(RESCAN_INDEX)
+generate_thumbnails = tool_flow(GENERATE_THUMBNAILS)
+prune_missing = tool_flow(PRUNE_MISSING)
+rehash = tool_flow(REHASH)
+resync = tool_flow(RESYNC)

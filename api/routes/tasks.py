@@ -90,26 +90,24 @@ def list_tools(orgSlug: str, dsSlug: str, session: SessionDep, actor: ActorDep, 
     return [tool.describe() for tool in tools.all()]
 
 
-@router.post("", status_code=202)
-async def submit(orgSlug: str, dsSlug: str, body: SubmitRequest, request: Request, session: SessionDep,  # noqa: N803
-                 actor: ActorDep, tools: ToolsDep, settings: SettingsDep):
-    """Submit a task: 202 with a new task, or 200 with an identical recent one (unless ``force``)."""
+async def start_task(request: Request, session: Session, *, settings, actor: Actor, org: Organization,  # noqa: ANN001
+                     dataset: Dataset, tool: Tool, path: str | None, parameters: dict,
+                     force: bool = False) -> tuple[Task, bool]:
+    """Dedup, quotas, then a task row and its first flow run. Returns (task, created); nothing is
+    left behind when the run cannot be started."""
     user = require_user(actor)
-    tool = _tool(tools, body.tool_id)
-    org, dataset = load_dataset(session, actor=actor, org_slug=orgSlug, ds_slug=dsSlug, need=tool.required_access)
-    path = normalize_entry_path(body.path) if body.path else None
     if tool.needs_path and not path:
         raise InvalidParameters(f"tool {tool.id!r} needs the 'path' of an entry")
-    parameters = _validated_parameters(tool, body.parameters)
+    parameters = _validated_parameters(tool, parameters)
     key = dedup_key(tool=tool, dataset_id=dataset.id, path=path, user_id=user.id, parameters=parameters)
     client = request.app.state.prefect
-    if not body.force:
+    if not force:
         since = utcnow() - timedelta(hours=settings.task_dedup_hours)
         candidates = task_repo.dedup_candidates(session, key=key, since=since)
         await refresh_states(session, client, candidates)
         for candidate in candidates:
             if candidate.state not in (TaskState.failed.value, TaskState.cancelled.value):
-                return JSONResponse(await view(request, session, candidate, org, dataset), status_code=200)
+                return candidate, False
     await refresh_states(session, client, task_repo.active_tasks(session, user_id=user.id))
     _check_quotas(session, settings, actor, org)
     task = Task(org_id=org.id, dataset_id=dataset.id, user_id=user.id, tool_id=tool.id, tool_version=tool.version,
@@ -124,7 +122,20 @@ async def submit(orgSlug: str, dsSlug: str, body: SubmitRequest, request: Reques
         raise
     session.add(task)
     session.commit()
-    return JSONResponse(await view(request, session, task, org, dataset), status_code=202)
+    return task, True
+
+
+@router.post("", status_code=202)
+async def submit(orgSlug: str, dsSlug: str, body: SubmitRequest, request: Request, session: SessionDep,  # noqa: N803
+                 actor: ActorDep, tools: ToolsDep, settings: SettingsDep):
+    """Submit a task: 202 with a new task, or 200 with an identical recent one (unless ``force``)."""
+    require_user(actor)
+    tool = _tool(tools, body.tool_id)
+    org, dataset = load_dataset(session, actor=actor, org_slug=orgSlug, ds_slug=dsSlug, need=tool.required_access)
+    path = normalize_entry_path(body.path) if body.path else None
+    task, created = await start_task(request, session, settings=settings, actor=actor, org=org, dataset=dataset,
+                                     tool=tool, path=path, parameters=body.parameters, force=body.force)
+    return JSONResponse(await view(request, session, task, org, dataset), status_code=202 if created else 200)
 
 
 @router.get("")

@@ -4,6 +4,9 @@ its entry in ``SHIPPED_TOOLS``, a flow line in ``flows/tools.py`` and a deployme
 from georeg.core.tools.archive_extract import ARCHIVE_EXTRACT
 from georeg.core.tools.bulk_download import BULK_DOWNLOAD
 from georeg.core.tools.raster_export import RASTER_EXPORT
+from georeg.core.tools.registry_maintenance import GENERATE_THUMBNAILS, PRUNE_MISSING, REHASH, RESYNC
 from georeg.core.tools.rescan_index import RESCAN_INDEX
 
-SHIPPED_TOOLS = (ARCHIVE_EXTRACT, BULK_DOWNLOAD, RASTER_EXPORT, RESCAN_INDEX)
+SHIPPED_TOOLS = (
+    ARCHIVE_EXTRACT, BULK_DOWNLOAD, GENERATE_THUMBNAILS, PRUNE_MISSING, RASTER_EXPORT, REHASH, RESCAN_INDEX, RESYNC,
+)

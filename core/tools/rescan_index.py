@@ -42,6 +42,7 @@ def run(context: ToolContext, params: RescanParams) -> ToolOutcome:
                             entry.type = EntryType.generic.value
                             context.logger.warning("unreadable raster %s: %s", entry.path, exc.message)
                         session.add(entry)
+                        session.commit()
             context.progress(100.0 * index / max(len(entries), 1), "scanning", f"{index}/{len(entries)}: {entry.path}")
         session.commit()
     return ToolOutcome(result={

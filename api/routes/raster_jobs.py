@@ -1,0 +1,102 @@
+"""Datasets API routes that start registry jobs (rehash, prune-missing, resync) and thumbnail routes."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from georeg.api.deps import ActorDep, CurrentUser, SessionDep, SettingsDep, ToolsDep
+from georeg.api.routes.tasks import start_task
+from georeg.core import rasters
+from georeg.core.access import Actor, check_dataset
+from georeg.core.errors import GeoregError, InvalidInput
+from georeg.core.thumbnails import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE
+
+router = APIRouter(tags=["datasets (rasters)"])
+SYNC_THUMBNAIL_LIMIT = 20
+
+
+class PruneRequest(BaseModel):
+    dry_run: bool = False
+
+
+class ResyncRequest(BaseModel):
+    refresh_csw: bool = False
+
+
+class ThumbnailRequest(BaseModel):
+    dataset_ids: list[str] = Field(min_length=1, max_length=10_000)
+    size: int = Field(default=DEFAULT_SIZE, ge=MIN_SIZE, le=MAX_SIZE)
+
+
+async def _job(request: Request, session, settings, actor: Actor, tools, tool_id: str, parameters: dict) -> JSONResponse:  # noqa: ANN001
+    """Start a registry tool on ``default/registry``; 202 ``{job_id, status_url}`` (200 for a dedup hit)."""
+    org, dataset = rasters.registry_location(session)
+    tool = tools.get(tool_id)
+    check_dataset(session, org=org, dataset=dataset, actor=actor, need=tool.required_access)
+    task, created = await start_task(request, session, settings=settings, actor=actor, org=org, dataset=dataset,
+                                     tool=tool, path=None, parameters=parameters)
+    body = {"job_id": task.id, "status_url": f"/datasets/jobs/{task.id}", "tool_id": tool_id, "status": task.state}
+    return JSONResponse(body, status_code=202 if created else 200)
+
+
+@router.post("/datasets/rehash", status_code=202)
+async def rehash(request: Request, session: SessionDep, settings: SettingsDep, actor: ActorDep, tools: ToolsDep,
+                 _: CurrentUser) -> JSONResponse:
+    """Recompute the sha256 of every registered raster (a job; changed ones are reported)."""
+    return await _job(request, session, settings, actor, tools, "rehash", {})
+
+
+@router.post("/datasets/prune-missing", status_code=202)
+async def prune_missing(request: Request, session: SessionDep, settings: SettingsDep, actor: ActorDep,
+                        tools: ToolsDep, _: CurrentUser, body: PruneRequest | None = None) -> JSONResponse:
+    return await _job(request, session, settings, actor, tools, "prune-missing", (body or PruneRequest()).model_dump())
+
+
+@router.post("/datasets/resync", status_code=202)
+async def resync(request: Request, session: SessionDep, settings: SettingsDep, actor: ActorDep, tools: ToolsDep,
+                 _: CurrentUser, body: ResyncRequest | None = None) -> JSONResponse:
+    return await _job(request, session, settings, actor, tools, "resync", (body or ResyncRequest()).model_dump())
+
+
+@router.get("/datasets/{dataset_id}/thumbnail.png")
+async def thumbnail(dataset_id: str, request: Request, session: SessionDep, settings: SettingsDep,
+                    size: Annotated[int, Query(ge=MIN_SIZE, le=MAX_SIZE)] = DEFAULT_SIZE) -> Response:
+    """PNG thumbnail (cached on disk by content hash and in memory); nodata is transparent."""
+    raster = rasters.get_raster(session, public_id=dataset_id)
+    source = rasters.raster_file(session, settings, raster)
+    png, origin = await run_in_threadpool(request.app.state.thumbnails.get, raster.sha256, size, source)
+    return Response(png, media_type="image/png", headers={
+        "X-Thumbnail-Cache": origin, "ETag": f'"{raster.sha256[:16]}-{size}"', "Cache-Control": "public, max-age=3600",
+    })
+
+
+@router.post("/thumbnails/generate")
+async def generate_thumbnails(body: ThumbnailRequest, request: Request, session: SessionDep, settings: SettingsDep,
+                              actor: ActorDep, tools: ToolsDep) -> JSONResponse:
+    """Pre-render thumbnails: up to 20 ids right away (200), more as a job (202, authentication needed)."""
+    if len(body.dataset_ids) > SYNC_THUMBNAIL_LIMIT:
+        return await _job(request, session, settings, actor, tools, "generate-thumbnails", body.model_dump())
+    generated, failed = [], []
+    for public_id in body.dataset_ids:
+        try:
+            raster = rasters.get_raster(session, public_id=public_id)
+            source = rasters.raster_file(session, settings, raster)
+            await run_in_threadpool(request.app.state.thumbnails.get, raster.sha256, body.size, source)
+            generated.append(public_id)
+        except GeoregError as exc:
+            failed.append({"dataset_id": public_id, "error": exc.message, "code": exc.code})
+    if not generated and failed:
+        raise InvalidInput(f"no thumbnail could be generated: {failed[0]['error']}", code="thumbnails_failed",
+                           details={"failed": failed})
+    return JSONResponse({"generated": generated, "failed": failed, "size": body.size})
+
+
+@router.delete("/thumbnails")
+def clear_thumbnails(request: Request, _: CurrentUser) -> dict:
+    """Clear the thumbnail caches (disk and memory)."""
+    return {"cleared": request.app.state.thumbnails.clear()}

@@ -1,0 +1,54 @@
+"""Registry maintenance jobs through the worker: rehash, prune-missing, resync, many thumbnails."""
+
+from __future__ import annotations
+
+from tests.conftest import assert_error
+from tests.flows.conftest import wait_for_state
+from tests.rasters import write_geotiff
+
+DONE = {"Succeeded", "Failed", "Cancelled"}
+
+
+def job(client, headers, route, body=None):
+    response = client.post(route, json=body, headers=headers)
+    assert response.status_code == 202, response.text
+    assert response.json()["status_url"] == f"/datasets/jobs/{response.json()['job_id']}"
+    url = response.json()["status_url"]
+    deadline_state = wait_for_state(client, url, headers, DONE)
+    assert deadline_state["state"] == "Succeeded", (deadline_state["error"], deadline_state)
+    return deadline_state["result"]
+
+
+def test_maintenance_jobs(client, admin_headers, settings, tmp_path, make_user):
+    mount = tmp_path / "mount"
+    settings.mount_roots = [mount]
+    first = write_geotiff(mount / "a.tif")
+    second = write_geotiff(mount / "sub" / "b.tif", origin=(11, 62))
+    registered = client.post("/datasets/from-string", json={"path": str(first)}, headers=admin_headers).json()
+
+    resynced = job(client, admin_headers, "/datasets/resync", {"refresh_csw": False})
+    assert resynced["scanned"] == 2 and len(resynced["added"]) == 1 and resynced["failed"] == []
+    assert client.get("/datasets", headers=admin_headers).json()["total"] == 2
+
+    write_geotiff(first, width=70)
+    rehashed = job(client, admin_headers, "/datasets/rehash")
+    assert rehashed["changed"] == [registered["dataset_id"]] and rehashed["missing"] == []
+
+    second.unlink()
+    dry = job(client, admin_headers, "/datasets/prune-missing", {"dry_run": True})
+    assert dry["removed"] == 0 and len(dry["missing"]) == 1
+    assert client.get("/datasets", headers=admin_headers).json()["total"] == 2
+    pruned = job(client, admin_headers, "/datasets/prune-missing", {"dry_run": False})
+    assert pruned["removed"] == 1
+    assert client.get("/datasets", headers=admin_headers).json()["total"] == 1
+
+    ids = [registered["dataset_id"]] * 21
+    thumbs = job(client, admin_headers, "/thumbnails/generate", {"dataset_ids": ids, "size": 32})
+    assert len(thumbs["generated"]) == 21
+
+    jobs = client.get("/datasets/jobs", params={"limit": 100}, headers=admin_headers).json()
+    assert {"rehash", "resync", "prune-missing", "generate-thumbnails"} <= {j["tool_id"] for j in jobs["items"]}
+    user = make_user("yuri")
+    assert_error(client.post("/datasets/rehash", headers=user), 404)
+    assert_error(client.post("/datasets/rehash"), 401)
+    assert_error(client.post("/datasets/prune-missing", json={"dry_run": "maybe"}, headers=admin_headers), 422)
