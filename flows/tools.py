@@ -17,6 +17,7 @@ from georeg.core.tools import (
     REHASH,
     RESCAN_INDEX,
     RESYNC,
+    SEED_TILES,
 )
 
 
@@ -43,3 +44,4 @@ generate_thumbnails = tool_flow(GENERATE_THUMBNAILS)
 prune_missing = tool_flow(PRUNE_MISSING)
 rehash = tool_flow(REHASH)
 resync = tool_flow(RESYNC)
+seed_tiles = tool_flow(SEED_TILES)

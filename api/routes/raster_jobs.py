@@ -1,4 +1,4 @@
-"""Datasets API routes that start registry jobs (rehash, prune-missing, resync) and thumbnail routes."""
+"""Datasets API routes that start registry jobs (rehash, prune-missing, resync, tile seeding), thumbnails and tiles."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from georeg.core import rasters
 from georeg.core.access import Actor, check_dataset
 from georeg.core.errors import GeoregError, InvalidInput
 from georeg.core.thumbnails import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE
+from georeg.core.tiles import MAX_ZOOM, cached_tile, check_tile, mapcache_config
 
 router = APIRouter(tags=["datasets (rasters)"])
 SYNC_THUMBNAIL_LIMIT = 20
@@ -100,3 +101,37 @@ async def generate_thumbnails(body: ThumbnailRequest, request: Request, session:
 def clear_thumbnails(request: Request, _: CurrentUser) -> dict:
     """Clear the thumbnail caches (disk and memory)."""
     return {"cleared": request.app.state.thumbnails.clear()}
+
+
+class SeedRequest(BaseModel):
+    min_zoom: int = Field(default=0, ge=0, le=MAX_ZOOM)
+    max_zoom: int = Field(default=8, ge=0, le=MAX_ZOOM)
+    bbox: list[float] | None = Field(default=None, min_length=4, max_length=4)
+
+
+@router.get("/datasets/{dataset_id}/tiles/{z}/{x}/{y}.png")
+async def tile(dataset_id: str, z: int, x: int, y: int, session: SessionDep, settings: SettingsDep) -> Response:
+    """A WebMercatorQuad tile from the disk cache, rendered on demand when missing."""
+    check_tile(z, x, y)
+    raster = rasters.get_raster(session, public_id=dataset_id)
+    source = rasters.raster_file(session, settings, raster)
+    png, hit = await run_in_threadpool(cached_tile, settings.cache_dir, settings.tmp_dir, raster.public_id, source,
+                                       z, x, y, stats=raster.stats)
+    return Response(png, media_type="image/png", headers={"X-Tile-Cache": "hit" if hit else "miss"})
+
+
+@router.post("/datasets/{dataset_id}/seed-mapcache", status_code=202)
+async def seed_mapcache(dataset_id: str, request: Request, session: SessionDep, settings: SettingsDep,
+                        actor: ActorDep, tools: ToolsDep, _: CurrentUser, body: SeedRequest | None = None) -> JSONResponse:
+    """Queue tile seeding (the ``seed-tiles`` deployment), progress per zoom level."""
+    rasters.get_raster(session, public_id=dataset_id)
+    parameters = {"dataset_id": dataset_id, **(body or SeedRequest()).model_dump()}
+    return await _job(request, session, settings, actor, tools, "seed-tiles", parameters)
+
+
+@router.get("/datasets/{dataset_id}/mapcache.xml")
+def mapcache_xml(dataset_id: str, session: SessionDep, settings: SettingsDep) -> Response:
+    """A MapCache tileset configuration pointing at georeg's disk cache for this dataset."""
+    raster = rasters.get_raster(session, public_id=dataset_id)
+    return Response(mapcache_config(tileset=raster.public_id, cache_dir=settings.cache_dir, title=raster.title),
+                    media_type="application/xml")

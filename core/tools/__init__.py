@@ -6,7 +6,9 @@ from georeg.core.tools.bulk_download import BULK_DOWNLOAD
 from georeg.core.tools.raster_export import RASTER_EXPORT
 from georeg.core.tools.registry_maintenance import GENERATE_THUMBNAILS, PRUNE_MISSING, REHASH, RESYNC
 from georeg.core.tools.rescan_index import RESCAN_INDEX
+from georeg.core.tools.seed_tiles import SEED_TILES
 
 SHIPPED_TOOLS = (
     ARCHIVE_EXTRACT, BULK_DOWNLOAD, GENERATE_THUMBNAILS, PRUNE_MISSING, RASTER_EXPORT, REHASH, RESCAN_INDEX, RESYNC,
+    SEED_TILES,
 )

@@ -52,3 +52,22 @@ def test_maintenance_jobs(client, admin_headers, settings, tmp_path, make_user):
     assert_error(client.post("/datasets/rehash", headers=user), 404)
     assert_error(client.post("/datasets/rehash"), 401)
     assert_error(client.post("/datasets/prune-missing", json={"dry_run": "maybe"}, headers=admin_headers), 422)
+
+
+def test_seed_mapcache_job(client, admin_headers, settings, tmp_path):
+    path = write_geotiff(tmp_path / "seed.tif", count=3, dtype="uint8", nodata=None, width=256, height=256,
+                         origin=(10, 61), pixel=0.004)
+    with open(path, "rb") as handle:
+        dataset_id = client.post("/datasets", files={"file": ("seed.tif", handle)}, headers=admin_headers).json()["dataset_id"]
+    result = job(client, admin_headers, f"/datasets/{dataset_id}/seed-mapcache", {"min_zoom": 3, "max_zoom": 7})
+    assert set(result["per_zoom"]) == {"3", "4", "5", "6", "7"} and result["outside"] == 0
+    assert result["rendered"] + result["outside"] == result["tiles"]
+    cached = list((settings.cache_dir / "tiles" / dataset_id / "GoogleMapsCompatible").rglob("*.png"))
+    assert len(cached) == result["rendered"]
+    again = job(client, admin_headers, f"/datasets/{dataset_id}/seed-mapcache", {"min_zoom": 4, "max_zoom": 7})
+    assert again["rendered"] == 0 and again["already_cached"] == result["rendered"] - result["per_zoom"]["3"]
+    too_many = client.post(f"/datasets/{dataset_id}/seed-mapcache", json={"min_zoom": 0, "max_zoom": 22,
+                                                                          "bbox": [-180, -85, 180, 85]},
+                           headers=admin_headers).json()
+    failed = wait_for_state(client, too_many["status_url"], admin_headers, DONE)
+    assert failed["state"] == "Failed" and "tiles requested" in failed["error"]

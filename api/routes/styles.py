@@ -1,0 +1,24 @@
+"""Built-in SLD 1.0 styles of registered rasters (``/styles``): anonymous, like ``GET /datasets/{id}``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from georeg.api.deps import SessionDep
+from georeg.core import rasters, styles
+
+router = APIRouter(tags=["styles"])
+
+
+@router.get("/styles/{dataset_id}")
+def list_styles(dataset_id: str, session: SessionDep) -> dict:
+    """The styles available for a dataset (``rgb`` only with 3+ bands), with the default flagged."""
+    return styles.style_listing(rasters.get_raster(session, public_id=dataset_id))
+
+
+@router.get("/styles/{dataset_id}/{style_id}.sld", response_class=Response,
+            responses={200: {"content": {styles.SLD_MEDIA_TYPE: {}}, "description": "An SLD 1.0 document"}})
+def get_style(dataset_id: str, style_id: str, session: SessionDep) -> Response:
+    """One built-in style as SLD 1.0, contrast limits taken from the dataset's band statistics."""
+    raster = rasters.get_raster(session, public_id=dataset_id)
+    return Response(styles.render_sld(raster, style_id), media_type=styles.SLD_MEDIA_TYPE)
