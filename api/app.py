@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from georeg.api.errors import install_error_handlers
 from georeg.api.prefect_client import PrefectClient
-from georeg.api.routes import datasets, jobs, objects, orgs, raster_jobs, rasters, styles, system, tasks, users
+from georeg.api.routes import datasets, jobs, objects, ogc, orgs, raster_jobs, rasters, styles, system, tasks, users
 from georeg.core import __version__
 from georeg.core.bootstrap import bootstrap
 from georeg.core.config import Settings
@@ -53,6 +53,6 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (system, users, orgs, datasets, objects, tasks, jobs, raster_jobs, rasters, styles):
+    for module in (system, users, orgs, datasets, objects, tasks, jobs, raster_jobs, rasters, styles, ogc):
         app.include_router(module.router)
     return app
