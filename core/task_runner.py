@@ -95,3 +95,20 @@ def execute_task(settings: Settings, engine: Engine, *, task_id: str, tool: Tool
         fields.update(artifact=artifact, artifact_bytes=artifact["sizeBytes"])
     _update(engine, task_id, **fields)
     return {"result": outcome.result, "artifact": artifact}
+
+
+def create_scheduled_task(engine: Engine, *, tool: Tool, parameters: dict, flow_run_id: str) -> str:
+    """A task row for a run started by a schedule (no user): it shows in the job lists like any other."""
+    from georeg.core.rasters import registry_location
+    from georeg.core.tasks import TaskState, dedup_key
+
+    validated = tool.parameters.model_validate(parameters).model_dump(mode="json")
+    with Session(engine, expire_on_commit=False) as session:
+        org, dataset = registry_location(session)
+        task = Task(org_id=org.id, dataset_id=dataset.id, user_id=None, tool_id=tool.id, tool_version=tool.version,
+                    parameters=validated, flow_run_id=flow_run_id, state=TaskState.processing.value,
+                    dedup_key=dedup_key(tool=tool, dataset_id=dataset.id, path=None, user_id=None,
+                                        parameters={**validated, "scheduled_run": flow_run_id}))
+        session.add(task)
+        session.commit()
+        return task.id

@@ -71,3 +71,17 @@ def test_seed_mapcache_job(client, admin_headers, settings, tmp_path):
                            headers=admin_headers).json()
     failed = wait_for_state(client, too_many["status_url"], admin_headers, DONE)
     assert failed["state"] == "Failed" and "tiles requested" in failed["error"]
+
+
+def test_scheduled_maintenance_flow_records_a_job(client, admin_headers, settings, monkeypatch, tmp_path):
+    from georeg.flows.maintenance import registry_maintenance
+
+    path = write_geotiff(tmp_path / "m.tif")
+    with open(path, "rb") as handle:
+        client.post("/datasets", files={"file": ("m.tif", handle)}, headers=admin_headers)
+    monkeypatch.setenv("GEOREG_DATA_DIR", str(settings.resolved_data_dir))
+    monkeypatch.setenv("GEOREG_DATABASE_URL", settings.effective_database_url)
+    outcome = registry_maintenance("rehash")
+    assert outcome["result"]["checked"] == 1 and outcome["result"]["changed"] == []
+    jobs = client.get("/datasets/jobs", headers=admin_headers).json()
+    assert [j["tool_id"] for j in jobs["items"]] == ["rehash"] and jobs["items"][0]["status"] == "Succeeded"
