@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from georeg.core import errors
@@ -79,6 +80,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _data(_: Request, exc: DataError) -> JSONResponse:
         logger.info("database rejected a value: %s", exc.orig)
         return error_response(400, "a value in the request cannot be stored or searched", "invalid_input")
+
+    @app.exception_handler(PoolTimeout)
+    async def _busy(_: Request, exc: PoolTimeout) -> JSONResponse:
+        logger.warning("database connection pool exhausted: %s", exc)
+        response = error_response(503, "the registry database is busy; retry shortly", "database_busy")
+        response.headers["Retry-After"] = "2"
+        return response
 
     @app.middleware("http")
     async def _reject_nul(request: Request, call_next):  # noqa: ANN001, ANN202
