@@ -46,7 +46,7 @@ def describe_file(file_path: Path, entry_type: EntryType) -> dict:
         "type": EntryType.raster.value,
         "properties": properties,
         "footprint": info.footprint,
-        "crs": f"EPSG:{info.epsg}" if info.epsg else info.crs_wkt,
+        "crs": info.crs_label,
         "bounds": info.bounds,
     }
 
@@ -87,13 +87,18 @@ def store_object(
         raise Conflict(f"{path!r} is a directory", code="path_conflict")
     entry = entry_repo.upsert_file(session, dataset=dataset, path=path, size=upload.size, sha256=upload.sha256, **fields)
     dataset_repo.touch(session, dataset=dataset)
+    commit_with_file(session, upload, destination)
+    return entry
+
+
+def commit_with_file(session: Session, upload: TempWriter, destination: Path) -> None:
+    """Move the finished upload into place, then commit; the file goes again if the commit fails."""
     upload.finish(destination)
     try:
         session.commit()
     except Exception:
         destination.unlink(missing_ok=True)
         raise
-    return entry
 
 
 def delete_objects(session: Session, *, settings: Settings, org: Organization, dataset: Dataset, paths: list[str]) -> int:

@@ -36,6 +36,11 @@ class RasterInfo(BaseModel):
     footprint: dict | None
 
     @property
+    def crs_label(self) -> str | None:
+        """``EPSG:<code>`` when the CRS has one, else its WKT."""
+        return f"EPSG:{self.epsg}" if self.epsg else self.crs_wkt
+
+    @property
     def georeferenced(self) -> bool:
         return self.crs_wkt is not None
 

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from georeg.core.config import Settings
 from georeg.core.errors import InvalidInput, InvalidPath, InvalidRaster, NotFound, PermissionDenied
 from georeg.core.models import Entry, Raster
-from georeg.core.objects import storage_root
+from georeg.core.objects import commit_with_file, storage_root
 from georeg.core.raster import RasterReader
 from georeg.core.repositories import datasets as dataset_repo
 from georeg.core.repositories import entries as entry_repo
@@ -98,18 +98,12 @@ def register_upload(session: Session, *, settings: Settings, upload: TempWriter,
     path = f"uploads/{upload.sha256[:12]}/{PurePosixPath(filename).name or 'raster.tif'}"
     entry = entry_repo.upsert_file(session, dataset=dataset, path=path, size=upload.size, sha256=upload.sha256,
                                    type="raster", properties={"source": "upload"}, footprint=info.footprint,
-                                   crs=f"EPSG:{info.epsg}" if info.epsg else info.crs_wkt, bounds=info.bounds)
+                                   crs=info.crs_label, bounds=info.bounds)
     raster = _new_raster(entry, info, stats, bands, sha256=upload.sha256, size=upload.size, title=title or stem,
                          source="upload", source_path=None, owned=True, metadata=metadata, filename=filename)
     session.add(raster)
     session.flush()
-    destination = resolve_inside(storage_root(settings, org, dataset), path)
-    upload.finish(destination)
-    try:
-        session.commit()
-    except Exception:
-        destination.unlink(missing_ok=True)
-        raise
+    commit_with_file(session, upload, resolve_inside(storage_root(settings, org, dataset), path))
     return Registration(raster=raster_view(raster))
 
 
@@ -142,7 +136,7 @@ def register_path(session: Session, *, settings: Settings, raw_path: str, title:
     path = f"mounted/{sha256[:12]}/{source.name}"
     entry = entry_repo.upsert_file(session, dataset=dataset, path=path, size=size, sha256=sha256, type="raster",
                                    properties={"source": "path", "source_path": str(source)},
-                                   footprint=info.footprint, crs=f"EPSG:{info.epsg}" if info.epsg else info.crs_wkt,
+                                   footprint=info.footprint, crs=info.crs_label,
                                    bounds=info.bounds)
     raster = _new_raster(entry, info, stats, bands, sha256=sha256, size=size, title=title or source.stem,
                          source="path", source_path=str(source), owned=False, metadata=metadata)
