@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     archive_max_ratio: float = 200.0
     default_user_storage_bytes: int | None = None
     work_pool: str = "georeg"
+    work_pool_concurrency: int | None = Field(default=4, ge=1)
     project_dir: Path | None = None
     mount_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
 

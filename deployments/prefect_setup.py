@@ -56,16 +56,15 @@ def wait_for_api(api_url: str, *, timeout: float, alive: callable = lambda: True
     raise SetupError(f"Prefect API at {api_url} not ready after {timeout:.0f}s: {last_error}")
 
 
-def ensure_work_pool(api_url: str, name: str) -> None:
-    """Create the process work pool (or refresh its base job template)."""
+def ensure_work_pool(api_url: str, name: str, concurrency_limit: int | None = None) -> None:
+    """Create the process work pool (or refresh its base job template and concurrency limit)."""
     template = json.loads(BASE_JOB_TEMPLATE.read_text())
+    settings = {"base_job_template": template, "concurrency_limit": concurrency_limit}
     try:
         with httpx.Client(base_url=api_url, timeout=30) as client:
-            response = client.post(
-                "/work_pools/", json={"name": name, "type": "process", "base_job_template": template}
-            )
+            response = client.post("/work_pools/", json={"name": name, "type": "process", **settings})
             if response.status_code == 409:
-                response = client.patch(f"/work_pools/{name}", json={"base_job_template": template})
+                response = client.patch(f"/work_pools/{name}", json=settings)
     except httpx.HTTPError as exc:
         raise SetupError(f"Prefect API at {api_url} not reachable: {exc}") from exc
     if response.status_code >= 400:
@@ -96,10 +95,11 @@ def verify_deployments(api_url: str, expected: list[str]) -> list[str]:
 
 
 def register_all(
-    api_url: str, *, work_pool: str, project_dir: Path, env: dict[str, str], log_file: Path | None = None
+    api_url: str, *, work_pool: str, project_dir: Path, env: dict[str, str], log_file: Path | None = None,
+    concurrency_limit: int | None = None,
 ) -> list[str]:
     """Work pool, then every prefect.yaml deployment, then a check that each one exists on the server."""
-    ensure_work_pool(api_url, work_pool)
+    ensure_work_pool(api_url, work_pool, concurrency_limit)
     deploy_all(project_dir, env, log_file=log_file)
     expected = declared_deployments(project_dir)
     missing = verify_deployments(api_url, expected)

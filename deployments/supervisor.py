@@ -124,7 +124,7 @@ class Stack:
         _say("deploying prefect.yaml")
         register_all(
             self.prefect_api_url, work_pool=settings.work_pool, project_dir=self.project_dir, env=self.env,
-            log_file=self.logs / "deploy.log",
+            log_file=self.logs / "deploy.log", concurrency_limit=settings.work_pool_concurrency,
         )
         self._child(
             "prefect-worker",

@@ -24,7 +24,7 @@ def test_deploy_registers_pool_and_scheduled_cleanup(prefect_api_url, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cleanup/cleanup" in result.stdout
     pool = httpx.get(f"{prefect_api_url}/work_pools/georeg", timeout=10).json()
-    assert pool["type"] == "process"
+    assert pool["type"] == "process" and pool["concurrency_limit"] == 4
     deployment = httpx.get(f"{prefect_api_url}/deployments/name/cleanup/cleanup", timeout=10).json()
     assert deployment["schedules"][0]["schedule"]["cron"] == "17 3 * * *"
     assert deployment["pull_steps"] == [
