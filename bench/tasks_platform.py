@@ -21,11 +21,12 @@ It is driven over HTTP only, and stopped (SIGTERM, wait) in a ``finally`` block;
     The in-flow time (``finishedAt - startedAt``, i.e. without scheduling and process start) is shown too.
 
 (b) burst: ``BENCH_BURST`` (500) ``bulk-download`` tasks of one tiny file (``force=true``) submitted as fast
-    as possible from ``BENCH_BURST_THREADS`` (16) threads. A submission answered 5xx or not answered is tried
-    again up to ``BENCH_SUBMIT_ATTEMPTS`` (3) times in all (1 s, 2 s back-off), and every answer is counted.
-    Then the list endpoint is polled every 5 s until every accepted task is terminal or
-    ``BENCH_BURST_TIMEOUT`` (600 s, counted from the first submission) runs out. Checks: accepted task
-    ids are distinct and all in the list (its ``total`` too); no extra rows; ``attempts == 1``; exactly one
+    as possible from ``BENCH_BURST_THREADS`` (16) threads, one request each (``BENCH_SUBMIT_ATTEMPTS`` > 1
+    retries a 5xx/unanswered one with 1 s, 2 s, ... back-off); every answer is counted. No submission is
+    started after 75 % of ``BENCH_BURST_TIMEOUT`` (600 s, counted from the first submission); the list
+    endpoint is polled every 5 s until every accepted task is terminal or the timeout runs out. Checks:
+    accepted task ids are distinct and all in the list (its ``total`` too); no extra rows (tasks created
+    although their submission was answered with an error); ``attempts == 1``; exactly one
     Prefect flow run per task (``POST /flow_runs/filter`` on tag ``tool:bulk-download``, paged by 200,
     grouped by the ``task:<id>`` tag) and none without a task; all terminal. Throughput = tasks that
     reached a terminal state per minute of wall time from the first submission until that was observed
@@ -343,7 +344,28 @@ def _follow(api: Api, ds: str, task_id: str, started: float, *, timeout: float =
 # --------------------------------------------------------------------------- (a) latency
 
 
-def _latency(api: Api, runs: int) -> dict:
+def _worker_log_excerpt(stack: Stack, flow_run_id: str | None, lines: int = 25) -> list[str]:
+    """The worker log's lines about one flow run and the traceback lines right after them (the
+    worker streams each flow-run process's output into its log)."""
+    if not flow_run_id:
+        return []
+    try:
+        text = (stack.data_dir / "logs" / "prefect-worker.log").read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    picked: list[str] = []
+    for index, line in enumerate(text):
+        if flow_run_id in line:
+            picked.append(line)
+            follow = text[index + 1 : index + 1 + lines]
+            for extra in follow:
+                if extra[:2].isdigit() and ":" in extra[:3]:  # the next timestamped log record
+                    break
+                picked.append(extra)
+    return picked[-lines:]
+
+
+def _latency(api: Api, stack: Stack, runs: int) -> dict:
     ds = "latency"
     api.create_dataset(ds)
     api.upload_bytes(ds, "tiny.txt", b"tiny\n")
@@ -365,6 +387,11 @@ def _latency(api: Api, runs: int) -> dict:
         view, seen = _follow(api, ds, task_id, started)
         if view["state"] != "Succeeded":
             failed.append(f"{task_id}: {view['state']} {view.get('error')}")
+            print(f"    task {task_id} ended {view['state']}: {view.get('error')}; its log tail:", flush=True)
+            for line in (view.get("logTail") or [])[-12:]:
+                print(f"      | {line[:300]}")
+            for line in _worker_log_excerpt(stack, view.get("flowRunId")):
+                print(f"      worker| {line[:300]}")
             continue
         if "Processing" not in seen:
             not_seen += 1
@@ -488,8 +515,7 @@ def _zip_throughput(api: Api, stack: Stack, tmp: Path, files: int, file_mb: int,
     if flow_s is not None:
         print(f"      in-flow only (finishedAt - startedAt)                  : {flow_s:7.3f} s  "
               f"{_mb_per_s(payload, flow_s):8.1f} MB/s")
-    print(f"      artifact size {statistics.median(artifact_sizes)} bytes "
-          f"(+{statistics.median(artifact_sizes) - payload} over payload)")
+    print(f"      artifact size {artifact_sizes[0]} bytes (+{artifact_sizes[0] - payload} over payload)")
     print(f"    reference {reference_label:<45}: {ref_s:7.3f} s  {ref_rate:8.1f} MB/s   "
           f"runs {', '.join(f'{t:.2f}' for t in ref_times)}  (archive {ref_size} bytes)")
     print(f"    ratio (georeg throughput / reference throughput) = {ratio:.2f}")
@@ -506,7 +532,7 @@ def _zip_throughput(api: Api, stack: Stack, tmp: Path, files: int, file_mb: int,
         "georeg_mb_per_s": round(georeg_rate, 1),
         "georeg_in_flow_seconds": round(flow_s, 3) if flow_s is not None else None,
         "georeg_in_flow_mb_per_s": round(_mb_per_s(payload, flow_s), 1) if flow_s else None,
-        "artifact_size_bytes": statistics.median(artifact_sizes),
+        "artifact_size_bytes": artifact_sizes[0],
         "reference": reference_label,
         "reference_seconds": round(ref_s, 3),
         "reference_seconds_runs": [round(t, 3) for t in ref_times],
@@ -551,25 +577,29 @@ def _burst(api: Api, stack: Stack, count: int, threads: int, attempts: int, time
     first_try: collections.Counter = collections.Counter()
     errors: collections.Counter = collections.Counter()
     accepted: list[str] = []
+    answer_times: list[float] = []
     not_submitted = 0
     lock = threading.Lock()
     started = time.perf_counter()
     deadline = started + timeout
+    submit_deadline = started + 0.75 * timeout
     abort = threading.Event()
 
     def submit_one(index: int) -> None:
         nonlocal not_submitted
-        if abort.is_set() or time.perf_counter() > deadline:
+        if abort.is_set() or time.perf_counter() > submit_deadline:
             with lock:
                 not_submitted += 1
             return
         for attempt in range(attempts):
+            asked = time.perf_counter()
             try:
                 response = api.submit(ds, "bulk-download", params)
                 code, text = response.status_code, response.text
             except httpx.HTTPError as exc:
                 code, text = type(exc).__name__, str(exc)
             with lock:
+                answer_times.append(time.perf_counter() - asked)
                 codes[code] += 1
                 if attempt == 0:
                     first_try[code] += 1
@@ -581,7 +611,7 @@ def _burst(api: Api, stack: Stack, count: int, threads: int, attempts: int, time
                 return
             if code not in RETRYABLE and isinstance(code, int):
                 return
-            if attempt + 1 < attempts and time.perf_counter() < deadline:
+            if attempt + 1 < attempts and time.perf_counter() < submit_deadline:
                 time.sleep(2**attempt)
 
     # a watchdog for memory and flow-run processes while submitting and draining
@@ -611,8 +641,8 @@ def _burst(api: Api, stack: Stack, count: int, threads: int, attempts: int, time
         print(f"(b) burst: {count} bulk-download tasks from {threads} threads; submitted in {submit_s:.1f} s: "
               f"{len(accepted)} accepted, {count - len(accepted) - not_submitted} rejected, "
               f"{not_submitted} not submitted (time budget/abort)", flush=True)
-        print(f"    answers {dict(sorted(codes.items(), key=str))}; first tries {dict(sorted(first_try.items(), key=str))}",
-              flush=True)
+        print(f"    answers {dict(sorted(codes.items(), key=str))}; first tries {dict(sorted(first_try.items(), key=str))}; "
+              f"answer time median {statistics.median(answer_times or [0]):.2f} s, max {max(answer_times or [0]):.2f} s", flush=True)
 
         # drain: poll the list every 5 s until every accepted task is terminal
         last_states: dict[str, str] = {}
@@ -678,6 +708,7 @@ def _burst(api: Api, stack: Stack, count: int, threads: int, attempts: int, time
         if any(t[5:] in accepted_set for t in (r.get("tags") or []) if t.startswith("task:"))
     )
 
+    orphan_states = collections.Counter(f"{r.get('state_type')}/{r.get('state_name')}" for r in orphan_runs)
     wall = all_done_at if all_done_at is not None else drain_end
     per_min = terminal / wall * 60 if wall > 0 else 0.0
     succeeded_per_min = states.get("Succeeded", 0) / wall * 60 if wall > 0 else 0.0
@@ -685,7 +716,7 @@ def _burst(api: Api, stack: Stack, count: int, threads: int, attempts: int, time
     finished = [_parse_time(rows[i]["finishedAt"]) for i in accepted_set if i in rows and rows[i]["finishedAt"]]
     server_span = (max(finished) - min(created)).total_seconds() if created and finished else None
 
-    ok = (len(accepted) == len(accepted_set) and not lost and not multi_attempt and not no_run
+    ok = (len(accepted) == len(accepted_set) and not lost and not extra_rows and not multi_attempt and not no_run
           and not several_runs and not orphan_runs and terminal == len(accepted_set) and total == len(rows))
     print(f"    {'all accepted tasks terminal' if all_done_at is not None else 'TIMED OUT / ABANDONED'} after "
           f"{wall:.1f} s (budget {timeout:.0f} s); list poll errors {poll_errors}")
@@ -696,16 +727,19 @@ def _burst(api: Api, stack: Stack, count: int, threads: int, attempts: int, time
         for reason, n in failure_reasons.most_common(5):
             print(f"      failed x{n}: {reason}")
     print(f"    checks: distinct ids {len(accepted_set)}/{len(accepted)}, missing from list {len(lost)}, "
-          f"list total {total} (rows {len(rows)}), extra rows {len(extra_rows)} {dict(extra_states)}, "
+          f"list total {total} (rows {len(rows)}), extra rows (created although answered with an error) "
+          f"{len(extra_rows)} {dict(extra_states)}, "
           f"attempts != 1: {len(multi_attempt)}")
     print(f"    prefect: {len(runs)} bulk-download flow runs; tasks with 0 runs {len(no_run)}, with >1 runs "
-          f"{len(several_runs)}, runs without a task {len(orphan_runs)}; run states {dict(sorted(run_states.items()))}")
+          f"{len(several_runs)}, runs without a task {len(orphan_runs)} {dict(orphan_states)}; "
+          f"run states {dict(sorted(run_states.items()))}")
     print(f"    peak flow-run processes {watch['max_flow_run_processes']}, min available memory "
           f"{watch['min_available_mb']:.0f} MB, max load1 {watch['max_load1']:.1f}")
     if errors:
         for text, n in errors.most_common(4):
             print(f"      rejected x{n}: {text}")
-    print(f"    verdict: {'ok (none lost, none run twice, all terminal)' if ok else 'PROBLEMS (see above)'}")
+    print(f"    verdict: {'ok (none lost, none run twice, all terminal)' if ok else 'PROBLEMS (see above)'}; "
+          f"{len(accepted_set)}/{count} submissions accepted")
     return {
         "requested": count,
         "threads": threads,
@@ -718,6 +752,8 @@ def _burst(api: Api, stack: Stack, count: int, threads: int, attempts: int, time
         "answers": {str(k): v for k, v in codes.items()},
         "first_try_answers": {str(k): v for k, v in first_try.items()},
         "answers_429": codes.get(429, 0),
+        "answer_time_median_s": round(statistics.median(answer_times or [0]), 3),
+        "answer_time_max_s": round(max(answer_times or [0]), 3),
         "all_terminal": all_done_at is not None,
         "wall_seconds": round(wall, 1),
         "timeout_seconds": timeout,
@@ -737,6 +773,7 @@ def _burst(api: Api, stack: Stack, count: int, threads: int, attempts: int, time
         "tasks_without_run": len(no_run),
         "tasks_with_several_runs": len(several_runs),
         "runs_without_task": len(orphan_runs),
+        "runs_without_task_states": dict(orphan_states),
         "run_states": dict(run_states),
         "list_poll_errors": poll_errors,
         "peak_flow_run_processes": watch["max_flow_run_processes"],
@@ -756,7 +793,7 @@ def run() -> dict:
     zip_runs = max(1, _env_int("BENCH_ZIP_RUNS", 3))
     burst = max(0, _env_int("BENCH_BURST", 500))
     burst_threads = max(1, _env_int("BENCH_BURST_THREADS", 16))
-    submit_attempts = max(1, _env_int("BENCH_SUBMIT_ATTEMPTS", 3))
+    submit_attempts = max(1, _env_int("BENCH_SUBMIT_ATTEMPTS", 1))
     burst_timeout = float(_env_int("BENCH_BURST_TIMEOUT", 600))
     min_free_mb = _env_int("BENCH_MIN_FREE_MB", 1024)
 
@@ -774,7 +811,7 @@ def run() -> dict:
         result["startup_seconds"] = round(startup, 1)
         api = Api(stack.api_url)
 
-        result["latency"] = _latency(api, latency_runs)
+        result["latency"] = _latency(api, stack, latency_runs)
         zip_result, zip_tasks = _zip_throughput(api, stack, tmp, zip_files, zip_file_mb, zip_runs)
         result["zip"] = zip_result
         if burst:
