@@ -41,7 +41,6 @@ from __future__ import annotations
 import collections
 import os
 import queue
-import re
 import shutil
 import signal
 import socket
