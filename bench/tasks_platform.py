@@ -801,6 +801,14 @@ def run() -> dict:
     stack = None
     api = None
     result: dict = {}
+    previous_sigterm = None
+    if threading.current_thread() is threading.main_thread():
+        # SIGTERM would otherwise end the interpreter without running the ``finally`` below,
+        # leaving the whole stack running and the temp dir behind.
+        def _terminate(signum: int, _frame) -> None:  # noqa: ANN001
+            raise SystemExit(128 + signum)
+
+        previous_sigterm = signal.signal(signal.SIGTERM, _terminate)
     try:
         stack = Stack(tmp)
         startup = stack.wait_ready()
@@ -819,6 +827,8 @@ def run() -> dict:
         result["logs"] = stack.log_counts()
         print(f"stack logs   : {result['logs']}")
     finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
         if api is not None:
             api.close()
         if stack is not None:
