@@ -43,7 +43,6 @@ import os
 import queue
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,6 +56,8 @@ from pathlib import Path
 
 import httpx
 import psutil
+
+from bench._common import check, env_int, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_ROOT = PROJECT_ROOT / ".bench"
@@ -75,21 +76,10 @@ LATENCY_POLL_S = 0.05
 BURST_POLL_S = 5.0
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def _check(response: httpx.Response, what: str) -> httpx.Response:
-    if response.is_error:
-        raise RuntimeError(f"{what}: HTTP {response.status_code}: {response.text[:500]}")
-    return response
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -128,9 +118,9 @@ class Stack:
 
     def __init__(self, tmp: Path):
         self.data_dir = tmp / "data"
-        self.api_port, self.prefect_port = _free_port(), _free_port()
+        self.api_port, self.prefect_port = free_port(), free_port()
         while self.prefect_port == self.api_port:
-            self.prefect_port = _free_port()
+            self.prefect_port = free_port()
         self.api_url = f"http://127.0.0.1:{self.api_port}"
         self.prefect_api = f"http://127.0.0.1:{self.prefect_port}/api"
         self.output_path = tmp / "serve.out"
@@ -250,7 +240,7 @@ class Api:
         self.base_url = base_url
         self._local = threading.local()
         with httpx.Client(base_url=base_url, timeout=60) as client:
-            token = _check(
+            token = check(
                 client.post("/users/authenticate", json={"userName": "admin", "password": ADMIN_PASSWORD}),
                 "authenticate",
             ).json()["token"]
@@ -274,13 +264,13 @@ class Api:
             client.close()
 
     def create_dataset(self, slug: str) -> None:
-        _check(self.client.post(f"/orgs/{ORG}/ds", json={"slug": slug, "visibility": "private"}),
+        check(self.client.post(f"/orgs/{ORG}/ds", json={"slug": slug, "visibility": "private"}),
                f"create dataset {slug}")
 
     def upload_bytes(self, ds: str, path: str, content: bytes) -> dict:
         response = self.client.post(f"/orgs/{ORG}/ds/{ds}/obj", files={"file": (Path(path).name, content)},
                                     data={"path": path})
-        return _check(response, f"upload {path}").json()
+        return check(response, f"upload {path}").json()
 
     def upload_file(self, ds: str, path: str, src: Path) -> dict:
         boundary = "georeg-bench-boundary"
@@ -298,7 +288,7 @@ class Api:
 
         response = self.client.post(f"/orgs/{ORG}/ds/{ds}/obj", content=body(),
                                     headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-        return _check(response, f"upload {path}").json()
+        return check(response, f"upload {path}").json()
 
     def submit(self, ds: str, tool_id: str, parameters: dict) -> httpx.Response:
         return self.client.post(f"/orgs/{ORG}/ds/{ds}/tasks",
@@ -312,7 +302,7 @@ class Api:
         items: list[dict] = []
         total = None
         while total is None or len(items) < total:
-            response = _check(self.client.get(f"/orgs/{ORG}/ds/{ds}/tasks", params={"skip": len(items), "take": 500}),
+            response = check(self.client.get(f"/orgs/{ORG}/ds/{ds}/tasks", params={"skip": len(items), "take": 500}),
                               "list tasks")
             page = response.json()
             total = page["total"]
@@ -370,7 +360,7 @@ def _latency(api: Api, stack: Stack, runs: int) -> dict:
     api.upload_bytes(ds, "tiny.txt", b"tiny\n")
     params = {"paths": []}
 
-    warm = _check(api.submit(ds, "rescan-index", params), "submit warm-up").json()
+    warm = check(api.submit(ds, "rescan-index", params), "submit warm-up").json()
     view, _ = _follow(api, ds, warm["taskId"], time.perf_counter())
     if view["state"] != "Succeeded":
         raise RuntimeError(f"warm-up rescan-index task ended {view['state']}: {view.get('error')}")
@@ -786,15 +776,15 @@ def _burst(api: Api, stack: Stack, count: int, threads: int, attempts: int, time
 
 
 def run() -> dict:
-    latency_runs = max(1, _env_int("BENCH_LATENCY_RUNS", 20))
-    zip_files = max(1, _env_int("BENCH_ZIP_FILES", 20))
-    zip_file_mb = max(1, _env_int("BENCH_ZIP_FILE_MB", 10))
-    zip_runs = max(1, _env_int("BENCH_ZIP_RUNS", 3))
-    burst = max(0, _env_int("BENCH_BURST", 500))
-    burst_threads = max(1, _env_int("BENCH_BURST_THREADS", 16))
-    submit_attempts = max(1, _env_int("BENCH_SUBMIT_ATTEMPTS", 1))
-    burst_timeout = float(_env_int("BENCH_BURST_TIMEOUT", 600))
-    min_free_mb = _env_int("BENCH_MIN_FREE_MB", 1024)
+    latency_runs = max(1, env_int("BENCH_LATENCY_RUNS", 20))
+    zip_files = max(1, env_int("BENCH_ZIP_FILES", 20))
+    zip_file_mb = max(1, env_int("BENCH_ZIP_FILE_MB", 10))
+    zip_runs = max(1, env_int("BENCH_ZIP_RUNS", 3))
+    burst = max(0, env_int("BENCH_BURST", 500))
+    burst_threads = max(1, env_int("BENCH_BURST_THREADS", 16))
+    submit_attempts = max(1, env_int("BENCH_SUBMIT_ATTEMPTS", 1))
+    burst_timeout = float(env_int("BENCH_BURST_TIMEOUT", 600))
+    min_free_mb = env_int("BENCH_MIN_FREE_MB", 1024)
 
     BENCH_ROOT.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="tasks_platform-", dir=BENCH_ROOT))

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import time
 from pathlib import Path
 
 import httpx
+
+from bench._common import check, env_int, free_port
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_ROOT = PROJECT_ROOT / ".bench"
@@ -42,15 +43,8 @@ ORG, DATASET = "admin", "bench"
 STARTUP_TIMEOUT = 60.0
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else default
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _fsync_path(path: Path) -> None:
@@ -140,10 +134,6 @@ def _stop_server(process: subprocess.Popen) -> None:
         process.wait(timeout=15)
 
 
-def _check(response: httpx.Response, what: str) -> httpx.Response:
-    if response.is_error:
-        raise RuntimeError(f"{what}: HTTP {response.status_code}: {response.text[:500]}")
-    return response
 
 
 # --------------------------------------------------------------------------- measurements
@@ -181,7 +171,7 @@ def _upload(client: httpx.Client, src: Path, name: str) -> dict:
         content=_multipart_body(src, name, boundary),
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
     )
-    return _check(response, f"upload {name}").json()
+    return check(response, f"upload {name}").json()
 
 
 def _download(client: httpx.Client, name: str, dst: Path) -> int:
@@ -189,7 +179,7 @@ def _download(client: httpx.Client, name: str, dst: Path) -> int:
     with client.stream("GET", f"/orgs/{ORG}/ds/{DATASET}/download", params={"path": name}) as response:
         if response.is_error:
             response.read()
-            _check(response, f"download {name}")
+            check(response, f"download {name}")
         with open(dst, "wb") as handle:
             for chunk in response.iter_raw():
                 handle.write(chunk)
@@ -200,7 +190,7 @@ def _download(client: httpx.Client, name: str, dst: Path) -> int:
 
 
 def _delete(client: httpx.Client, name: str) -> None:
-    _check(client.delete(f"/orgs/{ORG}/ds/{DATASET}/obj", params={"path": name}), f"delete {name}")
+    check(client.delete(f"/orgs/{ORG}/ds/{DATASET}/obj", params={"path": name}), f"delete {name}")
 
 
 def _georeg_once(client: httpx.Client, src: Path, dst: Path, expected_sha: str, size: int) -> tuple[float, float]:
@@ -228,8 +218,8 @@ def _mb_per_s(nbytes: int, seconds: float) -> float:
 
 
 def run() -> dict:
-    size_mb = _env_int("BENCH_SIZE_MB", 100)
-    runs = max(1, _env_int("BENCH_RUNS", 3))
+    size_mb = env_int("BENCH_SIZE_MB", 100)
+    runs = max(1, env_int("BENCH_RUNS", 3))
     size = size_mb * MB
     moved = 2 * size  # in + out, for both sides
 
@@ -237,7 +227,7 @@ def run() -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="upload_download-", dir=BENCH_ROOT))
     process = None
     try:
-        port = _free_port()
+        port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         process, log_path = _start_server(tmp, port)
         startup = _wait_ready(process, base_url, log_path)
@@ -245,12 +235,12 @@ def run() -> dict:
         print(f"API server   : {base_url} (pid {process.pid}, ready in {startup:.1f} s)")
 
         with httpx.Client(base_url=base_url, timeout=httpx.Timeout(600.0, connect=10.0)) as client:
-            token = _check(
+            token = check(
                 client.post("/users/authenticate", json={"userName": "admin", "password": ADMIN_PASSWORD}),
                 "authenticate",
             ).json()["token"]
             client.headers["Authorization"] = f"Bearer {token}"
-            _check(client.post(f"/orgs/{ORG}/ds", json={"slug": DATASET, "visibility": "private"}), "create dataset")
+            check(client.post(f"/orgs/{ORG}/ds", json={"slug": DATASET, "visibility": "private"}), "create dataset")
 
             src = tmp / "src.bin"
             _write_random(src, size)
