@@ -29,6 +29,8 @@ async def refresh_states(session: Session, client: PrefectClient, tasks: list[Ta
         if run is None:
             continue
         state = map_prefect_state(run.state_type, run.state_name)
+        if state.is_terminal:
+            session.refresh(task)  # the worker's last writes (progress, result) landed after this row was read
         task.state = state.value
         if run.start_time and not task.started_at:
             task.started_at = run.start_time
