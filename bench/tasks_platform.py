@@ -3,13 +3,17 @@
 One ``<venv>/bin/georeg serve`` is started on free ports with a temp data dir under ``<project>/.bench/``,
 ``GEOREG_ADMIN_PASSWORD=bench-pw`` and the task quotas lifted (``GEOREG_MAX_ACTIVE_TASKS_PER_USER=100000``,
 ``GEOREG_DAILY_ARTIFACT_BYTES_PER_ORG`` = 1 PiB) so that the burst measures the platform, not the quota.
-It is driven over HTTP only, and stopped (SIGTERM, wait) in a ``finally`` block; the temp dir is removed.
+It is driven over HTTP only, and stopped (SIGTERM, wait) in a ``finally`` block, also when the benchmark
+itself gets SIGTERM; every process still carrying the stack's environment marker then is killed (flow-run
+processes whose worker is gone included). The temp dir is removed.
 
 (a) latency: ``BENCH_LATENCY_RUNS`` (20) sequential ``rescan-index`` tasks (``force``) on a dataset holding
     one 5-byte file, after one untimed warm-up task. Each task is polled with ``GET …/tasks/{id}`` every
     50 ms; "to Processing" is the time from just before the POST to the first poll answering Processing (or
     a later state, if the short Processing phase fell between two polls), "to Succeeded" likewise. The
-    polling-independent server view (``startedAt - createdAt``) is printed too. Target: Processing <= 2 s.
+    polling-independent server view (``startedAt - createdAt``) is printed too, and where the time goes:
+    the median time after the POST at which the flow run entered Pending (the worker picked it up) and
+    Running (its process started and imported Prefect and the flow). Target: Processing <= 2 s.
 
 (c) zip throughput (run before the burst, so that it measures an idle stack): ``BENCH_ZIP_FILES`` (20) x
     ``BENCH_ZIP_FILE_MB`` (10) MB of random bytes are uploaded through the API; then ``bulk-download`` of
@@ -23,7 +27,8 @@ It is driven over HTTP only, and stopped (SIGTERM, wait) in a ``finally`` block;
 (b) burst: ``BENCH_BURST`` (500) ``bulk-download`` tasks of one tiny file (``force=true``) submitted as fast
     as possible from ``BENCH_BURST_THREADS`` (16) threads, one request each (``BENCH_SUBMIT_ATTEMPTS`` > 1
     retries a 5xx/unanswered one with 1 s, 2 s, ... back-off); every answer is counted. No submission is
-    started after 75 % of ``BENCH_BURST_TIMEOUT`` (600 s, counted from the first submission); the list
+    started after 75 % of ``BENCH_BURST_TIMEOUT`` (1800 s, counted from the first submission: every run is a
+    fresh Python process importing Prefect, ~5 CPU seconds, so 500 runs take many minutes on 2 cores); the list
     endpoint is polled every 5 s until every accepted task is terminal or the timeout runs out. Checks:
     accepted task ids are distinct and all in the list (its ``total`` too); no extra rows (tasks created
     although their submission was answered with an error); ``attempts == 1``; exactly one
@@ -49,6 +54,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -74,12 +80,7 @@ STATES = ("Scheduled", "Enqueued", "Processing", "Succeeded", "Failed", "Cancell
 RETRYABLE = {500, 502, 503, 504}
 LATENCY_POLL_S = 0.05
 BURST_POLL_S = 5.0
-
-
-
-
-
-
+STACK_MARKER = "BENCH_TASKS_PLATFORM_STACK"
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -133,6 +134,10 @@ class Stack:
             GEOREG_MAX_ACTIVE_TASKS_PER_USER="100000",
             GEOREG_DAILY_ARTIFACT_BYTES_PER_ORG=str(2**50),
         )
+        # inherited by every process of the stack, also by those that outlive (and so leave the tree
+        # of) their parent: what ``stop`` uses to find and kill them all
+        self.marker = uuid.uuid4().hex
+        env[STACK_MARKER] = self.marker
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         self.process = subprocess.Popen(
@@ -186,8 +191,19 @@ class Stack:
                 pass
         return count
 
+    def marked_processes(self) -> list[psutil.Process]:
+        """Every process carrying this stack's marker in its environment (the descendants, wherever they are)."""
+        found = []
+        for process in psutil.process_iter():
+            try:
+                if process.pid != os.getpid() and process.environ().get(STACK_MARKER) == self.marker:
+                    found.append(process)
+            except psutil.Error:
+                pass
+        return found
+
     def stop(self) -> int | None:
-        """SIGTERM ``georeg serve`` and wait; returns its exit code. Descendants left over are killed by pid."""
+        """SIGTERM ``georeg serve`` and wait; returns its exit code. Descendants left over are killed."""
         self.snapshot_descendants()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -198,13 +214,14 @@ class Stack:
                 self.process.wait(timeout=30)
         self._pump_thread.join(timeout=10)
         time.sleep(1)
-        survivors = []
+        survivors = {process.pid: process for process in self.marked_processes()}
         for child in self.descendants.values():
             try:
                 if child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
-                    survivors.append(child)
+                    survivors.setdefault(child.pid, child)
             except psutil.Error:
                 pass
+        survivors = list(survivors.values())
         if survivors:
             print(f"warning: {len(survivors)} process(es) of the stack survived its stop; killing them: "
                   f"{[c.pid for c in survivors]}", flush=True)
@@ -354,6 +371,16 @@ def _worker_log_excerpt(stack: Stack, flow_run_id: str | None, lines: int = 25) 
     return picked[-lines:]
 
 
+def _run_phases(prefect_api: str, flow_run_id: str, posted: float) -> dict[str, float]:
+    """Seconds from ``posted`` (wall clock) to the first Prefect state of each type of a flow run."""
+    with httpx.Client(base_url=prefect_api, timeout=30) as client:
+        states = check(client.get("/flow_run_states/", params={"flow_run_id": flow_run_id}), "flow run states").json()
+    phases: dict[str, float] = {}
+    for state in sorted(states, key=lambda item: item["timestamp"]):
+        phases.setdefault(state["type"], _parse_time(state["timestamp"]).timestamp() - posted)
+    return phases
+
+
 def _latency(api: Api, stack: Stack, runs: int) -> dict:
     ds = "latency"
     api.create_dataset(ds)
@@ -366,7 +393,9 @@ def _latency(api: Api, stack: Stack, runs: int) -> dict:
         raise RuntimeError(f"warm-up rescan-index task ended {view['state']}: {view.get('error')}")
 
     to_processing, to_succeeded, post_s, server_start, not_seen, failed = [], [], [], [], 0, []
+    phases: dict[str, list[float]] = collections.defaultdict(list)
     for _ in range(runs):
+        posted = time.time()
         started = time.perf_counter()
         response = api.submit(ds, "rescan-index", params)
         post_s.append(time.perf_counter() - started)
@@ -389,6 +418,8 @@ def _latency(api: Api, stack: Stack, runs: int) -> dict:
         created, began = _parse_time(view["createdAt"]), _parse_time(view["startedAt"])
         if created and began:
             server_start.append((began - created).total_seconds())
+        for state, at in _run_phases(stack.prefect_api, view["flowRunId"], posted).items():
+            phases[state].append(at)
     if not to_processing:
         raise RuntimeError(f"no latency task succeeded: {failed}")
 
@@ -404,6 +435,12 @@ def _latency(api: Api, stack: Stack, runs: int) -> dict:
     if server_start:
         print(f"    server view startedAt - createdAt: median {statistics.median(server_start):.2f} s  "
               f"p90 {_quantile(server_start, 0.9):.2f} s")
+    breakdown = {state: round(statistics.median(values), 3) for state, values in phases.items()
+                 if len(values) == len(to_processing)}
+    if {"PENDING", "RUNNING", "COMPLETED"} <= breakdown.keys():
+        print(f"    flow run, median s after POST: Pending {breakdown['PENDING']:.2f} (worker poll + pick-up), "
+              f"Running {breakdown['RUNNING']:.2f} (+{breakdown['RUNNING'] - breakdown['PENDING']:.2f}: process "
+              f"start, imports, engine), Completed {breakdown['COMPLETED']:.2f}")
     if not_seen:
         print(f"    (Processing fell between two polls for {not_seen} task(s); the next state seen was used)")
     if failed:
@@ -421,6 +458,7 @@ def _latency(api: Api, stack: Stack, runs: int) -> dict:
         "succeeded_p90_s": round(succ_p90, 3),
         "succeeded_s": [round(t, 3) for t in to_succeeded],
         "server_started_minus_created_median_s": round(statistics.median(server_start), 3) if server_start else None,
+        "flow_run_state_median_s_after_post": breakdown,
         "processing_target_s": PROCESSING_TARGET_S,
         "meets_processing_target": proc_med <= PROCESSING_TARGET_S,
     }
@@ -623,8 +661,14 @@ def _burst(api: Api, stack: Stack, count: int, threads: int, attempts: int, time
     watcher = threading.Thread(target=watchdog, daemon=True)
     watcher.start()
     try:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
+        pool = ThreadPoolExecutor(max_workers=threads)
+        try:
             list(pool.map(submit_one, range(count)))
+        except BaseException:  # SIGTERM (SystemExit) or Ctrl-C: queued submissions are dropped, not sent
+            abort.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         submit_s = time.perf_counter() - started
         accepted_set = set(accepted)
         print(f"(b) burst: {count} bulk-download tasks from {threads} threads; submitted in {submit_s:.1f} s: "
@@ -783,7 +827,7 @@ def run() -> dict:
     burst = max(0, env_int("BENCH_BURST", 500))
     burst_threads = max(1, env_int("BENCH_BURST_THREADS", 16))
     submit_attempts = max(1, env_int("BENCH_SUBMIT_ATTEMPTS", 1))
-    burst_timeout = float(env_int("BENCH_BURST_TIMEOUT", 600))
+    burst_timeout = float(env_int("BENCH_BURST_TIMEOUT", 1800))
     min_free_mb = env_int("BENCH_MIN_FREE_MB", 1024)
 
     BENCH_ROOT.mkdir(exist_ok=True)
