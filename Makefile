@@ -2,8 +2,10 @@
 PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
+# The pycsw test server runs in a virtualenv of its own (pycsw 2.6 pins SQLAlchemy<2 and OWSLib<0.29).
+PYCSW_VENV := .venv-pycsw
 
-.PHONY: serve test bench install install-test lint clean
+.PHONY: serve test bench install install-test install-pycsw lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,20 +23,25 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+$(PYCSW_VENV)/.installed: tests/pycsw-requirements.txt | $(BIN)/python
+	$(BIN)/python tests/pycsw_venv.py $(PYCSW_VENV)
+
+install-pycsw: $(PYCSW_VENV)/.installed
+
 ## make serve: Prefect server (SQLite) + worker + API on http://127.0.0.1:8000 (Ctrl-C stops all)
 serve: install
 	$(BIN)/georeg serve
 
 ## make test: the whole suite (SQLite, and PostgreSQL when 127.0.0.1:5432 answers)
-test: install-test
+test: install-test install-pycsw
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make bench: benchmarks, printing ratios against references measured in the same run
-bench: install-test
+bench: install-test install-pycsw
 	$(BIN)/python -m bench
 
 lint: install-test
 	$(BIN)/lint-imports
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(PYCSW_VENV) $(PYCSW_VENV).lock build *.egg-info .pytest_cache

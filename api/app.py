@@ -6,16 +6,18 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import httpx
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from georeg.api.errors import install_error_handlers
 from georeg.api.prefect_client import PrefectClient
-from georeg.api.routes import datasets, jobs, objects, ogc, orgs, raster_jobs, rasters, styles, system, tasks, users
+from georeg.api.routes import csw, datasets, jobs, objects, ogc, orgs, raster_jobs, rasters, styles, system, tasks, users
 from georeg.core import __version__
 from georeg.core.bootstrap import bootstrap
 from georeg.core.config import Settings
 from georeg.core.db import make_engine
+from georeg.core.raster import limit_gdal_cache
 from georeg.core.tasks import ToolRegistry, default_registry
 from georeg.core.thumbnails import ThumbnailCache
 
@@ -23,13 +25,15 @@ logger = logging.getLogger("georeg.api")
 
 
 def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None = None) -> FastAPI:
-    """Build the API. The lifespan owns the database engine and the Prefect client.
+    """Build the API. The lifespan owns the database engine, the Prefect client and the HTTP client for
+    upstream services (CSW catalogues).
 
     ``tools`` replaces the shipped tool registry (tests add test-only tools this way)."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_gdal_cache(settings.gdal_cache_mb)
         engine = make_engine(settings.effective_database_url)
         report = await run_in_threadpool(bootstrap, settings, engine)
         if report.generated_password:
@@ -40,10 +44,12 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         app.state.tools = tools or default_registry()
         app.state.prefect = PrefectClient(settings.effective_prefect_api_url)
         app.state.thumbnails = ThumbnailCache(settings.cache_dir, tmp_dir=settings.tmp_dir)
+        app.state.upstream = httpx.Client(headers={"User-Agent": f"georeg/{__version__}"})
         try:
             yield
         finally:
             await app.state.prefect.aclose()
+            app.state.upstream.close()
             engine.dispose()
 
     app = FastAPI(
@@ -53,6 +59,6 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (system, users, orgs, datasets, objects, tasks, jobs, raster_jobs, rasters, styles, ogc):
+    for module in (system, users, orgs, datasets, objects, tasks, jobs, csw, raster_jobs, rasters, styles, ogc):
         app.include_router(module.router)
     return app

@@ -48,9 +48,10 @@ def zip_stream(files: list[tuple[str, Path]]) -> Iterator[bytes]:
 
 
 class LargeChunkFileResponse(FileResponse):
-    """FileResponse sending 1 MiB pieces (Starlette's 64 KiB costs a thread hop per piece)."""
+    """FileResponse sending 4 MiB pieces: each piece costs a thread hop for the read and a wake-up
+    of the event loop, so Starlette's 64 KiB (1600 per 100 MB) is mostly overhead."""
 
-    chunk_size = CHUNK_SIZE
+    chunk_size = 4 * CHUNK_SIZE
 
 
 def file_response(path: Path, *, filename: str, media_type: str | None = None) -> FileResponse:

@@ -4,6 +4,7 @@ calls the launcher makes. Plain REST through httpx, so the API process does not 
 from __future__ import annotations
 
 import asyncio
+import random
 from datetime import datetime
 
 import httpx
@@ -13,6 +14,10 @@ from georeg.core.errors import NotFound, ServiceUnavailable
 
 
 LOG_PAGE = 200
+RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
+RETRY_FIRST_DELAY = 0.25
+RETRY_MAX_DELAY = 4.0
+WRITE_TIMEOUT = httpx.Timeout(30.0, pool=60.0)
 
 
 class FlowRunInfo(BaseModel):
@@ -35,31 +40,56 @@ class LogLine(BaseModel):
 class PrefectClient:
     """Async REST client for one Prefect API."""
 
-    def __init__(self, api_url: str, *, timeout: float = 10.0):
+    def __init__(self, api_url: str, *, timeout: float = 10.0, read_retry_seconds: float = 5.0,
+                 submit_retry_seconds: float = 60.0, max_connections: int = 8):
+        """Reads give up after ``read_retry_seconds`` of failures, run creation after
+        ``submit_retry_seconds``. Writes (run creation, state changes, deletions) go out one at a time:
+        a Prefect server on SQLite fails concurrent writes at once with "database is locked" (503), so
+        a burst of submissions succeeds faster queued here than sent together and retried."""
         self.api_url = api_url.rstrip("/")
-        self._client = httpx.AsyncClient(base_url=self.api_url, timeout=timeout)
+        self.read_retry_seconds = read_retry_seconds
+        self.submit_retry_seconds = submit_retry_seconds
+        self._writes = asyncio.Semaphore(1)
+        self._client = httpx.AsyncClient(
+            base_url=self.api_url, timeout=httpx.Timeout(timeout, pool=60.0),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
         self._deployment_ids: dict[str, str] = {}
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    async def _request(self, method: str, url: str, *, attempts: int = 3, **kwargs) -> httpx.Response:  # noqa: ANN003
-        """One call, retried on connection errors and 5xx answers (every call made here is idempotent)."""
-        for attempt in range(1, attempts + 1):
+    async def _request(self, method: str, url: str, *, retry_seconds: float | None = None, write: bool = False,
+                       **kwargs) -> httpx.Response:  # noqa: ANN003
+        """One call, retried on connection errors, timeouts, 429 and 5xx answers with capped exponential
+        back-off and jitter (``Retry-After`` honoured) for up to ``retry_seconds`` (default: the read
+        budget); a ``write`` waits for the other writes. Every call made here is idempotent, run
+        creation through its idempotency key."""
+        if write:
+            kwargs.setdefault("timeout", WRITE_TIMEOUT)  # a busy SQLite server may hold a write ~30 s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + (self.read_retry_seconds if retry_seconds is None else retry_seconds)
+        delay = RETRY_FIRST_DELAY
+        while True:
+            retry_after = None
             try:
-                response = await self._client.request(method, url, **kwargs)
+                if write:
+                    async with self._writes:
+                        response = await self._client.request(method, url, **kwargs)
+                else:
+                    response = await self._client.request(method, url, **kwargs)
             except httpx.HTTPError as exc:
-                if attempt == attempts:
-                    raise ServiceUnavailable(f"Prefect API unreachable: {exc.__class__.__name__}: {exc}",
-                                             code="prefect_unavailable") from exc
+                failure = f"Prefect API unreachable: {exc.__class__.__name__}: {exc}"
             else:
-                if response.status_code < 500:
+                if response.status_code not in RETRY_STATUS:
                     return response
-                if attempt == attempts:
-                    raise ServiceUnavailable(f"Prefect API error HTTP {response.status_code}: {response.text[:300]}",
-                                             code="prefect_unavailable")
-            await asyncio.sleep(0.2 * attempt)
-        raise AssertionError("unreachable")
+                failure = f"Prefect API error HTTP {response.status_code}: {response.text[:300]}"
+                retry_after = _retry_after(response)
+            wait = retry_after if retry_after is not None else delay * random.uniform(0.5, 1.5)
+            if loop.time() + wait > deadline:
+                raise ServiceUnavailable(failure, code="prefect_unavailable")
+            await asyncio.sleep(wait)
+            delay = min(delay * 2, RETRY_MAX_DELAY)
 
     async def health(self) -> tuple[bool, str]:
         try:
@@ -72,7 +102,8 @@ class PrefectClient:
 
     async def deployment_id(self, name: str) -> str:
         if name not in self._deployment_ids:
-            response = await self._request("GET", f"/deployments/name/{name}")
+            response = await self._request("GET", f"/deployments/name/{name}",
+                                            retry_seconds=self.submit_retry_seconds)
             if response.status_code == 404:
                 raise ServiceUnavailable(f"deployment {name!r} is not registered on the Prefect server",
                                          code="deployment_missing")
@@ -82,10 +113,12 @@ class PrefectClient:
     async def create_flow_run(
         self, deployment: str, *, parameters: dict, idempotency_key: str, tags: list[str], job_variables: dict
     ) -> str:
-        """Schedule a run of ``deployment`` now (like ``run_deployment(..., timeout=0)``)."""
+        """Schedule a run of ``deployment`` now (like ``run_deployment(..., timeout=0)``); busy-server
+        answers are retried for ``submit_retry_seconds``, the idempotency key making every retry
+        return the same run."""
         deployment_id = await self.deployment_id(deployment)
         response = await self._request(
-            "POST", f"/deployments/{deployment_id}/create_flow_run",
+            "POST", f"/deployments/{deployment_id}/create_flow_run", retry_seconds=self.submit_retry_seconds, write=True,
             json={"parameters": parameters, "idempotency_key": idempotency_key, "tags": tags,
                   "job_variables": job_variables, "state": {"type": "SCHEDULED", "name": "Scheduled"}},
         )
@@ -94,6 +127,21 @@ class PrefectClient:
         if response.status_code >= 400:
             raise ServiceUnavailable(f"cannot start {deployment}: HTTP {response.status_code} {response.text}")
         return response.json()["id"]
+
+    async def delete_flow_runs(self, tag: str) -> int:
+        """Delete every flow run tagged ``tag`` (clean-up after a submission that could not be
+        completed); returns how many were deleted."""
+        response = await self._request(
+            "POST", "/flow_runs/filter", json={"flow_runs": {"tags": {"all_": [tag]}}, "limit": 200},
+            retry_seconds=self.submit_retry_seconds,
+        )
+        deleted = 0
+        for run in response.json():
+            response = await self._request("DELETE", f"/flow_runs/{run['id']}", write=True,
+                                           retry_seconds=self.submit_retry_seconds)
+            if response.status_code in (204, 404):
+                deleted += 1
+        return deleted
 
     async def flow_runs(self, ids: list[str]) -> dict[str, FlowRunInfo]:
         """Current state of the given flow runs (batched)."""
@@ -115,7 +163,7 @@ class PrefectClient:
 
     async def set_state(self, flow_run_id: str, state_type: str, message: str) -> None:
         response = await self._request(
-            "POST", f"/flow_runs/{flow_run_id}/set_state",
+            "POST", f"/flow_runs/{flow_run_id}/set_state", write=True,
             json={"state": {"type": state_type, "message": message}, "force": True},
         )
         if response.status_code == 404:
@@ -142,3 +190,11 @@ class PrefectClient:
             if len(page) < page_size:
                 break
         return list(reversed(lines)) if newest_first else lines
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a numeric ``Retry-After`` header (capped), else None."""
+    try:
+        return min(max(float(response.headers["Retry-After"]), 0.0), RETRY_MAX_DELAY * 4)
+    except (KeyError, ValueError):
+        return None

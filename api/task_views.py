@@ -18,8 +18,26 @@ LOG_REREAD = timedelta(seconds=3)
 LOG_TAIL = 200
 
 
+SUBMISSION_GRACE = timedelta(minutes=5)
+
+
+def _fail_unsubmitted(session: Session, tasks: list[Task]) -> None:
+    """Active tasks without a flow run long after they were created: their submission was cut short
+    (the API stopped between writing the row and scheduling the run) and nothing will ever run them."""
+    stale = [t for t in tasks if not t.flow_run_id and TaskState(t.state) in ACTIVE_STATES
+             and utcnow() - as_utc(t.created_at) > SUBMISSION_GRACE]
+    for task in stale:
+        task.state = TaskState.failed.value
+        task.finished_at = utcnow()
+        task.error = "the submission to Prefect did not complete, so the task never ran; submit it again"
+        session.add(task)
+    if stale:
+        session.commit()
+
+
 async def refresh_states(session: Session, client: PrefectClient, tasks: list[Task]) -> None:
     """Update the cached state of active tasks from their flow runs (terminal states are final)."""
+    _fail_unsubmitted(session, tasks)
     active = [t for t in tasks if t.flow_run_id and TaskState(t.state) in ACTIVE_STATES]
     if not active:
         return

@@ -11,7 +11,11 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
 SECRET_KEY_FILE = "secret_key"
-TASK_SETTINGS = ("artifact_ttl_hours", "archive_max_files", "archive_max_bytes", "archive_max_ratio", "temp_file_ttl_hours")
+TASK_SETTINGS = ("artifact_ttl_hours", "archive_max_files", "archive_max_bytes", "archive_max_ratio", "temp_file_ttl_hours",
+                 "csw_timeout_seconds", "download_max_bytes")
+LIST_TASK_SETTINGS = ("mount_roots", "safe_roots", "csw_endpoints", "download_hosts")
+NBS_CSW_ENDPOINT = "https://nbs.csw.met.no/csw"
+NBS_DOWNLOAD_HOSTS = ("nbs.met.no", "nbs.csw.met.no")
 
 
 class Settings(BaseSettings):
@@ -40,6 +44,7 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=3, ge=1)
 
     max_upload_bytes: int = 2 * 1024**3
+    gdal_cache_mb: int = Field(default=64, ge=8)
     temp_file_ttl_hours: int = 24
     artifact_ttl_hours: float = 24
     max_active_tasks_per_user: int = 4
@@ -54,12 +59,24 @@ class Settings(BaseSettings):
     work_pool_concurrency: int | None = Field(default=4, ge=1)
     project_dir: Path | None = None
     mount_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
+    safe_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
 
-    @field_validator("mount_roots", mode="before")
+    csw_endpoints: Annotated[list[str], NoDecode] = Field(default_factory=lambda: [NBS_CSW_ENDPOINT])
+    csw_timeout_seconds: float = Field(default=30.0, gt=0)
+    download_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(NBS_DOWNLOAD_HOSTS))
+    download_max_bytes: int = Field(default=8 * 1024**3, gt=0)
+    csw_harvest_endpoint: str | None = None
+    csw_harvest_keywords: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    csw_harvest_anytext: str | None = None
+    csw_harvest_window_hours: float = Field(default=24.0, gt=0)
+    csw_harvest_max_records: int = Field(default=200, ge=1)
+
+    @field_validator("mount_roots", "safe_roots", "csw_endpoints", "download_hosts", "csw_harvest_keywords",
+                     mode="before")
     @classmethod
-    def _split_roots(cls, value: object) -> object:
+    def _split_lists(cls, value: object) -> object:
         if isinstance(value, str):
-            return [part for part in value.replace(";", ",").split(",") if part.strip()]
+            return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
         return value
 
     @cached_property
@@ -98,14 +115,17 @@ class Settings(BaseSettings):
 
     def task_environment(self) -> dict[str, str]:
         """``GEOREG_*`` variables handed to every task's flow run, so the worker works on the same
-        registry and data dir, with the same limits, as the API that launched it."""
+        registry and data dir, with the same limits, as the API that launched it (and GDAL's block cache
+        limit, read by GDAL itself when the run first reads a raster)."""
         env = {
             "GEOREG_DATA_DIR": str(self.resolved_data_dir),
             "GEOREG_DATABASE_URL": self.effective_database_url,
+            "GDAL_CACHEMAX": str(self.gdal_cache_mb),
         }
         for name in TASK_SETTINGS:
             env[f"GEOREG_{name.upper()}"] = str(getattr(self, name))
-        env["GEOREG_MOUNT_ROOTS"] = ",".join(str(root) for root in self.mount_roots)
+        for name in LIST_TASK_SETTINGS:
+            env[f"GEOREG_{name.upper()}"] = ",".join(str(item) for item in getattr(self, name))
         return env
 
     def ensure_layout(self) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, ConfigDict
 from pydantic.alias_generators import to_camel
-from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, DateTime, ForeignKey, Index, Integer, String, UniqueConstraint, event
 from sqlmodel import Field, SQLModel
 
 from georeg.core.timeutil import as_utc, utcnow
@@ -304,9 +304,23 @@ class Task(SQLModel, table=True):
 
 
 class Raster(SQLModel, table=True):
-    """Raster details of an entry: the record behind the Datasets API's ``/datasets`` routes."""
+    """Raster details of an entry: the record behind the Datasets API's ``/datasets`` routes.
+
+    Listing indexes: ``ix_rasters_listing`` (registration order) and ``ix_rasters_acquired`` (acquisition order) hold
+    every column ``GET /datasets`` filters on, so counts and page selection scan a narrow index instead of the wide
+    rows (no single-column indexes on those columns: they lead SQLite's planner into row lookups); ``search_text``
+    (lowercased title, identifier, source path and id, kept by an ORM hook) carries ``q``, with a trigram index on
+    PostgreSQL. Platforms are stored upper-case."""
 
     __tablename__ = "rasters"
+    __table_args__ = (
+        Index("ix_rasters_listing", "created_at", "id", "minx", "miny", "maxx", "maxy", "acquired_at", "platform",
+              "source"),
+        Index("ix_rasters_acquired", "acquired_at", "id", "minx", "miny", "maxx", "maxy", "platform", "source",
+              "created_at"),
+        Index("ix_rasters_search_text", "search_text", postgresql_using="gin",
+              postgresql_ops={"search_text": "gin_trgm_ops"}),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     entry_id: int = Field(
@@ -314,15 +328,15 @@ class Raster(SQLModel, table=True):
     )
     public_id: str = Field(max_length=32, index=True, unique=True)
     title: str = Field(default="", max_length=512, index=True)
-    source: str = Field(default="upload", max_length=16, index=True)
+    source: str = Field(default="upload", max_length=16)
     source_identifier: str | None = Field(default=None, max_length=256, index=True)
     source_path: str | None = Field(default=None, max_length=2048)
     owned: bool = True
-    platform: str | None = Field(default=None, max_length=16, index=True)
+    platform: str | None = Field(default=None, max_length=16)
     profile: str | None = Field(default=None, max_length=64)
-    acquired_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True, index=True))
+    acquired_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
     sha256: str = Field(max_length=64, index=True)
-    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0, index=True))
     width: int
     height: int
     band_count: int
@@ -330,15 +344,26 @@ class Raster(SQLModel, table=True):
     nodata: float | None = None
     epsg: int | None = None
     crs_wkt: str | None = None
-    minx: float | None = Field(default=None, index=True)
-    miny: float | None = Field(default=None, index=True)
-    maxx: float | None = Field(default=None, index=True)
-    maxy: float | None = Field(default=None, index=True)
+    minx: float | None = None
+    miny: float | None = None
+    maxx: float | None = None
+    maxy: float | None = None
     native_bounds: list[float] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     footprint: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     stats: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     bands: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     meta: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    created_at: datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
-    )
+    created_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    search_text: str = Field(default="", sa_column=Column(String(3000), nullable=False, server_default=""))
+
+
+def raster_search_text(raster: Raster) -> str:
+    """What ``GET /datasets?q=`` matches (substring, case-insensitive)."""
+    parts = (raster.title, raster.source_identifier, raster.source_path, raster.public_id)
+    return "\n".join(part for part in parts if part).lower()
+
+
+@event.listens_for(Raster, "before_insert")
+@event.listens_for(Raster, "before_update")
+def _keep_search_text(mapper, connection, raster: Raster) -> None:  # noqa: ANN001, ARG001
+    raster.search_text = raster_search_text(raster)

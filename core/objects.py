@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from georeg.core.config import Settings
-from georeg.core.errors import Conflict, QuotaExceeded
-from georeg.core.models import Dataset, Entry, EntryType, Organization, User
+from georeg.core.errors import Conflict, InvalidPath, NotFound, PermissionDenied, QuotaExceeded
+from georeg.core.models import Dataset, Entry, EntryType, Organization, Raster, User
 from georeg.core.raster import (
     IMAGE_SUFFIXES,
     NETCDF_SUFFIXES,
@@ -53,6 +53,48 @@ def describe_file(file_path: Path, entry_type: EntryType) -> dict:
 
 def storage_root(settings: Settings, org: Organization, dataset: Dataset) -> Path:
     return dataset_dir(settings.storage_dir, org.slug, dataset.slug)
+
+
+def resolve_mounted(settings: Settings, raw_path: str) -> Path:
+    """An existing file under one of ``GEOREG_MOUNT_ROOTS`` (symlinks and '..' resolved first)."""
+    if not raw_path or "\x00" in raw_path:
+        raise InvalidPath("path is empty or contains NUL")
+    roots = [root.expanduser().resolve() for root in settings.mount_roots]
+    if not roots:
+        raise PermissionDenied("no mounted roots are configured (GEOREG_MOUNT_ROOTS)", code="no_mount_roots")
+    candidate = Path(raw_path).expanduser()
+    resolved = candidate.resolve() if candidate.is_absolute() else (roots[0] / candidate).resolve()
+    if not any(resolved == root or root in resolved.parents for root in roots):
+        raise PermissionDenied(f"{raw_path!r} is outside the mounted roots", code="outside_mount_roots")
+    if not resolved.is_file():
+        raise NotFound(f"no file at {raw_path!r}", code="file_not_found")
+    return resolved
+
+
+def entry_files(session: Session, settings: Settings, root: Path, entries: list[Entry]) -> dict[str, Path]:
+    """Entry path -> where its bytes are: the file in the dataset's storage ``root`` or, for a raster registered by
+    path, the referenced file, checked against the mounted roots on every use (a root taken out of
+    ``GEOREG_MOUNT_ROOTS`` or a symlink turned outwards stops serving). Missing files raise ``file_missing``."""
+    mounted: dict[int, str] = {}
+    if entries:
+        mounted = dict(session.exec(
+            select(Raster.entry_id, Raster.source_path).join(Entry, Entry.id == Raster.entry_id)
+            .where(Entry.dataset_id == entries[0].dataset_id, Raster.source_path.is_not(None))
+        ).all())
+    files, missing = {}, []
+    for entry in entries:
+        if entry.id in mounted:
+            try:
+                files[entry.path] = resolve_mounted(settings, mounted[entry.id])
+            except NotFound:
+                missing.append(f"{entry.path} (mounted {mounted[entry.id]})")
+            continue
+        files[entry.path] = resolve_inside(root, entry.path)
+        if not files[entry.path].is_file():
+            missing.append(entry.path)
+    if missing:
+        raise NotFound(f"files missing from storage: {', '.join(missing[:5])}", code="file_missing")
+    return files
 
 
 def check_storage_quota(session: Session, *, org: Organization, incoming: int, replacing: int) -> None:

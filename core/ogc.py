@@ -13,8 +13,6 @@ from PIL import Image
 from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioError
 from rasterio.warp import transform as warp_transform
-from rio_tiler.errors import TileOutsideBounds
-from rio_tiler.io import Reader
 
 from georeg.core import styles
 from georeg.core.errors import GeoregError, InvalidInput
@@ -74,6 +72,9 @@ def render_map(raster: Raster, source: Path, *, style_id: str, crs_name: str, bb
     style_id = style_id or styles.default_style(raster)
     if style_id not in {s.id for s in styles.available_styles(raster)}:
         raise OgcError(f"style {style_id!r} is not available for layer {raster.public_id}", code="StyleNotDefined")
+    from rio_tiler.errors import TileOutsideBounds  # see tiles.render_tile
+    from rio_tiler.io import Reader
+
     crs = parse_crs(crs_name)
     rgb = np.zeros((3, height, width), dtype="uint8")
     alpha = np.zeros((height, width), dtype="uint8")

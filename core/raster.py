@@ -9,7 +9,11 @@ from types import TracebackType
 import numpy as np
 import rasterio
 from pydantic import BaseModel
+from rasterio.control import GroundControlPoint
+from rasterio.crs import CRS
 from rasterio.errors import RasterioError
+from rasterio.io import DatasetReader
+from rasterio.transform import GCPTransformer
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
@@ -19,6 +23,19 @@ RASTER_SUFFIXES = {".tif", ".tiff", ".gtiff", ".geotiff"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
 POINTCLOUD_SUFFIXES = {".las", ".laz", ".ply"}
 NETCDF_SUFFIXES = {".nc", ".nc4", ".netcdf"}
+
+
+def limit_gdal_cache(megabytes: int) -> None:
+    """Cap GDAL's process-wide block cache (by default 5 % of RAM: a decimated read of a 1 GB raster without
+    overviews would otherwise keep ~1 GB of blocks resident until the file is closed)."""
+    rasterio.env.set_gdal_config("GDAL_CACHEMAX", megabytes * 1024 * 1024)
+
+
+def decimated_reads() -> rasterio.Env:
+    """GDAL options for opening a raster that is read decimated as a whole (statistics, thumbnails): uncompressed
+    GeoTIFFs are then subsampled straight from the file (GDAL reads the option at open) instead of filling the block
+    cache with blocks nobody reads again."""
+    return rasterio.Env(GTIFF_DIRECT_IO="YES")
 
 
 class RasterInfo(BaseModel):
@@ -71,6 +88,50 @@ def footprint_polygon(bounds: list[float]) -> dict:
     return {"type": "Polygon", "coordinates": [_ring(minx, miny, maxx, maxy)]}
 
 
+def gcp_only(ds: DatasetReader) -> bool:
+    """Whether the dataset is georeferenced by ground control points alone (no geotransform)."""
+    gcps, gcp_crs = ds.gcps
+    return bool(gcps) and gcp_crs is not None and (ds.crs is None or ds.transform.is_identity)
+
+
+def native_crs(ds: DatasetReader) -> CRS | None:
+    """The CRS pixel positions map to: the dataset's, or its GCPs' for a GCP-only raster."""
+    return ds.gcps[1] if gcp_only(ds) else ds.crs
+
+
+def _gcp_points(ds: DatasetReader) -> tuple[list[GroundControlPoint], bool]:
+    """The GCPs, with longitudes unwrapped past 180 when GCPs in a geographic CRS straddle the antimeridian (a
+    polynomial fitted across the jump from 180 to -180 is nonsense); the flag says whether they were."""
+    gcps, gcp_crs = ds.gcps
+    xs = [p.x for p in gcps]
+    if not (gcp_crs.is_geographic and max(xs) - min(xs) > 180):
+        return gcps, False
+    return [GroundControlPoint(row=p.row, col=p.col, x=p.x + 360.0 if p.x < 0 else p.x, y=p.y, z=p.z, id=p.id)
+            for p in gcps], True
+
+
+def pixel_at(ds: DatasetReader, x: float, y: float) -> tuple[int, int]:
+    """(row, col) of the pixel holding native-CRS point (x, y); GCP-only rasters go through GDAL's GCP
+    polynomial transformer (the one warping uses), others through the geotransform."""
+    if not gcp_only(ds):
+        return ds.index(x, y)
+    gcps, unwrapped = _gcp_points(ds)
+    with GCPTransformer(gcps) as transformer:
+        rows, cols = transformer.rowcol([x + 360.0 if unwrapped and x < 0 else x], [y])
+    return int(rows[0]), int(cols[0])
+
+
+def outline_bounds(ds: DatasetReader, points_per_edge: int = 21) -> list[float]:
+    """Native-CRS bounds of a GCP-only raster: its pixel outline, densified, through the GCP transformer (across
+    the antimeridian, longitudes run past 180)."""
+    steps = np.linspace(0.0, 1.0, points_per_edge)
+    rows = np.concatenate([np.zeros_like(steps), steps, np.ones_like(steps), steps]) * ds.height
+    cols = np.concatenate([steps, np.ones_like(steps), steps, np.zeros_like(steps)]) * ds.width
+    with GCPTransformer(_gcp_points(ds)[0]) as transformer:
+        xs, ys = transformer.xy(rows.tolist(), cols.tolist(), offset="ul")
+    return [float(min(xs)), float(min(ys)), float(max(xs)), float(max(ys))]
+
+
 class RasterReader:
     """``with RasterReader(path) as reader: info = reader.info()``; unreadable files raise InvalidRaster."""
 
@@ -80,7 +141,8 @@ class RasterReader:
 
     def __enter__(self) -> RasterReader:
         try:
-            self._dataset = rasterio.open(self.path)
+            with decimated_reads():
+                self._dataset = rasterio.open(self.path)
         except RasterioError as exc:
             raise InvalidRaster(f"not a readable raster: {_first_line(exc)}") from exc
         return self
@@ -115,15 +177,17 @@ class RasterReader:
                 data = ds.read(band, out_shape=shape, masked=True)
             except RasterioError as exc:
                 raise InvalidRaster(f"raster data cannot be read: {_first_line(exc)}") from exc
-            values = data.compressed().astype("float64")
-            values = values[np.isfinite(values)]
+            values = data.compressed()
+            if values.dtype.kind == "f":
+                values = values[np.isfinite(values)]
             if values.size == 0:
                 stats.append({"band": band, "valid": 0})
                 continue
             p2, p98 = np.percentile(values, [2, 98])
             stats.append({
                 "band": band, "valid": int(values.size), "min": float(values.min()), "max": float(values.max()),
-                "mean": float(values.mean()), "std": float(values.std()), "p2": float(p2), "p98": float(p98),
+                "mean": float(values.mean(dtype="float64")), "std": float(values.std(dtype="float64")),
+                "p2": float(p2), "p98": float(p98),
             })
         return stats
 
@@ -137,17 +201,16 @@ class RasterReader:
 
     def info(self) -> RasterInfo:
         ds = self._dataset
-        crs = ds.crs
-        gcps, gcp_crs = ds.gcps
-        if crs is None and gcps:
-            crs = gcp_crs
+        crs = native_crs(ds)
+        gcps = ds.gcps[0]
         bounds = wgs84 = footprint = None
-        if ds.crs is not None and not ds.transform.is_identity:
+        if gcp_only(ds):
+            try:
+                bounds = outline_bounds(ds)
+            except RasterioError as exc:
+                raise InvalidRaster(f"the raster's GCPs cannot be used: {_first_line(exc)}") from exc
+        elif ds.crs is not None and not ds.transform.is_identity:
             bounds = [float(v) for v in ds.bounds]
-        elif gcps and gcp_crs is not None:
-            xs = [p.x for p in gcps]
-            ys = [p.y for p in gcps]
-            bounds = [min(xs), min(ys), max(xs), max(ys)]
         if crs is not None and bounds is not None:
             try:
                 wgs84 = [float(v) for v in transform_bounds(crs, "EPSG:4326", *bounds, densify_pts=21)]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 
@@ -15,29 +13,21 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, select
 
 from georeg.core.config import Settings
-from georeg.core.errors import InvalidInput, InvalidPath, InvalidRaster, NotFound, PermissionDenied
-from georeg.core.models import Entry, Raster
-from georeg.core.objects import commit_with_file, storage_root
-from georeg.core.raster import RasterReader
+from georeg.core.errors import InvalidInput, InvalidRaster, NotFound
+from georeg.core.models import Dataset, Entry, EntryType, Raster
+from georeg.core.objects import commit_with_file, resolve_mounted, storage_root
+from georeg.core.profiles import detect_platform
+from georeg.core.raster import RasterReader, native_crs, pixel_at
 from georeg.core.repositories import datasets as dataset_repo
 from georeg.core.repositories import entries as entry_repo
 from georeg.core.repositories import orgs as org_repo
-from georeg.core.storage import TempWriter, remove_tree, resolve_inside, sha256_file
+from georeg.core.storage import TempWriter, prune_empty_parents, remove_tree, resolve_inside, sha256_file
+from georeg.core.thumbnails import ThumbnailCache
+from georeg.core.tiles import tileset_dir
 
 DEFAULT_ORG = "default"
 REGISTRY_DATASET = "registry"
-PLATFORM_PATTERN = re.compile(r"\b(S[1-3][A-D]?|S5P)(?=[_\-.]|\b)", re.IGNORECASE)
 SORTS = {"created": Raster.created_at, "title": Raster.title, "acquired": Raster.acquired_at, "size": Raster.size}
-
-
-def detect_platform(*texts: str | None) -> str | None:
-    """Sentinel platform (S1A..S1D, S2A..S2C, S3, S5P) from identifiers, titles or URLs."""
-    for text in texts:
-        if text:
-            match = PLATFORM_PATTERN.search(PurePosixPath(text).name) or PLATFORM_PATTERN.search(text)
-            if match:
-                return match.group(1).upper()
-    return None
 
 
 def registry_location(session: Session):  # noqa: ANN201
@@ -58,7 +48,8 @@ class Registration(BaseModel):
         return self.duplicate_of is None
 
 
-def _describe(path: Path) -> tuple:
+def describe_raster(path: Path) -> tuple:
+    """(info, band statistics, band descriptions) of a registrable raster; InvalidRaster otherwise."""
     with RasterReader(path) as reader:
         reader.verify_readable()
         info = reader.info()
@@ -77,7 +68,8 @@ def _new_raster(entry: Entry, info, stats, bands, *, sha256: str, size: int, tit
     acquired = metadata.get("acquired_at") or metadata.get("datetime")
     return Raster(
         entry_id=entry.id, public_id=entry.public_id, title=title, source=source, source_path=source_path, owned=owned,
-        platform=metadata.get("platform") or detect_platform(metadata.get("identifier"), title, filename, source_path),
+        platform=(metadata.get("platform") or detect_platform(metadata.get("identifier"), title, filename,
+                                                              source_path) or "").upper() or None,
         source_identifier=metadata.get("identifier"), profile=metadata.get("profile"),
         acquired_at=datetime.fromisoformat(str(acquired).replace("Z", "+00:00")) if acquired else None,
         sha256=sha256, size=size, width=info.width, height=info.height, band_count=info.count, dtype=info.dtype,
@@ -87,9 +79,11 @@ def _new_raster(entry: Entry, info, stats, bands, *, sha256: str, size: int, tit
 
 
 def register_upload(session: Session, *, settings: Settings, upload: TempWriter, filename: str, title: str | None,
-                    metadata: dict) -> Registration:
-    """Register an uploaded GeoTIFF (already streamed to ``upload``); identical content is not stored twice."""
-    info, stats, bands = _describe(upload.path)
+                    metadata: dict, source: str = "upload", description: tuple | None = None) -> Registration:
+    """Register a GeoTIFF georeg now owns (uploaded, downloaded or produced by a task; already streamed to
+    ``upload``); identical content is not stored twice. ``description`` is :func:`describe_raster`'s answer
+    when the caller already has it."""
+    info, stats, bands = description or describe_raster(upload.path)
     existing = _find_duplicate(session, upload.sha256)
     if existing is not None:
         return Registration(raster=raster_view(existing), duplicate_of=existing.public_id)
@@ -97,37 +91,21 @@ def register_upload(session: Session, *, settings: Settings, upload: TempWriter,
     stem = PurePosixPath(filename).stem or "raster"
     path = f"uploads/{upload.sha256[:12]}/{PurePosixPath(filename).name or 'raster.tif'}"
     entry = entry_repo.upsert_file(session, dataset=dataset, path=path, size=upload.size, sha256=upload.sha256,
-                                   type="raster", properties={"source": "upload"}, footprint=info.footprint,
+                                   type="raster", properties={"source": source}, footprint=info.footprint,
                                    crs=info.crs_label, bounds=info.bounds)
     raster = _new_raster(entry, info, stats, bands, sha256=upload.sha256, size=upload.size, title=title or stem,
-                         source="upload", source_path=None, owned=True, metadata=metadata, filename=filename)
+                         source=source, source_path=None, owned=True, metadata=metadata, filename=filename)
     session.add(raster)
     session.flush()
     commit_with_file(session, upload, resolve_inside(storage_root(settings, org, dataset), path))
     return Registration(raster=raster_view(raster))
 
 
-def resolve_mounted(settings: Settings, raw_path: str) -> Path:
-    """An existing file under one of ``GEOREG_MOUNT_ROOTS`` (symlinks and '..' resolved first)."""
-    if not raw_path or "\x00" in raw_path:
-        raise InvalidPath("path is empty or contains NUL")
-    roots = [root.expanduser().resolve() for root in settings.mount_roots]
-    if not roots:
-        raise PermissionDenied("no mounted roots are configured (GEOREG_MOUNT_ROOTS)", code="no_mount_roots")
-    candidate = Path(raw_path).expanduser()
-    resolved = candidate.resolve() if candidate.is_absolute() else (roots[0] / candidate).resolve()
-    if not any(resolved == root or root in resolved.parents for root in roots):
-        raise PermissionDenied(f"{raw_path!r} is outside the mounted roots", code="outside_mount_roots")
-    if not resolved.is_file():
-        raise NotFound(f"no file at {raw_path!r}", code="file_not_found")
-    return resolved
-
-
 def register_path(session: Session, *, settings: Settings, raw_path: str, title: str | None,
                   metadata: dict) -> Registration:
     """Register a GeoTIFF under a mounted root by reference (never copied, never deleted by georeg)."""
     source = resolve_mounted(settings, raw_path)
-    info, stats, bands = _describe(source)
+    info, stats, bands = describe_raster(source)
     size, sha256 = sha256_file(source)
     existing = _find_duplicate(session, sha256)
     if existing is not None:
@@ -189,30 +167,38 @@ def _bbox_filter(minx: float, miny: float, maxx: float, maxy: float):  # noqa: A
 def search_rasters(session: Session, *, q: str | None = None, platform: str | None = None, source: str | None = None,
                    bbox: str | None = None, start: datetime | None = None, end: datetime | None = None,
                    sort: str = "-created", limit: int = 25, offset: int = 0) -> tuple[list[Raster], int]:
-    query = select(Raster)
-    if q:
-        pattern = f"%{q.lower()}%"
-        query = query.where(or_(func.lower(Raster.title).like(pattern), func.lower(Raster.source_identifier).like(pattern),
-                                func.lower(Raster.source_path).like(pattern), Raster.public_id == q))
-    if platform:
-        query = query.where(func.upper(Raster.platform).like(f"{platform.upper()}%"))
-    if source:
-        query = query.where(Raster.source == source)
-    if bbox:
-        query = query.where(_bbox_filter(*parse_bbox(bbox)))
-    if start:
-        query = query.where(Raster.acquired_at >= start)
-    if end:
-        query = query.where(Raster.acquired_at <= end)
+    """One page of rasters and the total, in one statement: the page's ids and the count come from narrow indexes (see
+    ``Raster``), only the page's rows are read whole."""
     field = sort.lstrip("-")
     if field not in SORTS:
         raise InvalidInput(f"unknown sort {sort!r}; use one of {', '.join(SORTS)} (prefix '-' for descending)",
                            code="invalid_sort")
-    column = SORTS[field]
-    order = column.desc() if sort.startswith("-") else column.asc()
-    total = session.exec(select(func.count()).select_from(query.subquery())).one()
-    rows = session.exec(query.order_by(order, Raster.id).offset(offset).limit(limit)).all()
-    return list(rows), total
+    filters = []
+    if q:  # as a subquery, so that SQLite scans the narrow search_text index rather than the rows
+        filters.append(Raster.id.in_(select(Raster.id).where(Raster.search_text.contains(q.lower(), autoescape=True))))
+    if platform:
+        prefix = platform.upper()  # platforms are stored upper-case; a range keeps the prefix test on an index
+        filters.append(and_(Raster.platform >= prefix, Raster.platform < prefix[:-1] + chr(ord(prefix[-1]) + 1)))
+    if source:
+        filters.append(Raster.source == source)
+    if bbox:
+        filters.append(_bbox_filter(*parse_bbox(bbox)))
+    if start:
+        filters.append(Raster.acquired_at >= start)
+    if end:
+        filters.append(Raster.acquired_at <= end)
+    descending = sort.startswith("-")
+    order = [column.desc() if descending else column.asc() for column in (SORTS[field], Raster.id)]
+    count = select(func.count()).select_from(Raster).where(*filters)
+    if q:  # the text match is a scan: the same pass yields the total, through a window
+        page = select(Raster.id, func.count().over().label("total"))
+    else:
+        page = select(Raster.id, count.scalar_subquery().label("total"))
+    page = page.where(*filters).order_by(*order).offset(offset).limit(limit).subquery()
+    hits = session.exec(select(Raster, page.c.total).join(page, Raster.id == page.c.id).order_by(*order)).all()
+    if hits:
+        return [raster for raster, _ in hits], hits[0][1]
+    return [], session.exec(count).one() if offset else 0
 
 
 def sample(session: Session, settings: Settings, raster: Raster, *, lon: float, lat: float) -> dict:
@@ -222,8 +208,9 @@ def sample(session: Session, settings: Settings, raster: Raster, *, lon: float, 
     path = raster_file(session, settings, raster)
     try:
         with rasterio.open(path) as src:
-            xs, ys = warp_transform("EPSG:4326", src.crs, [lon], [lat]) if src.crs else ([lon], [lat])
-            row, col = src.index(xs[0], ys[0])
+            crs = native_crs(src)
+            xs, ys = warp_transform("EPSG:4326", crs, [lon], [lat]) if crs else ([lon], [lat])
+            row, col = pixel_at(src, xs[0], ys[0])
             if not (0 <= row < src.height and 0 <= col < src.width):
                 raise NotFound(f"point ({lon}, {lat}) is outside the raster", code="point_outside")
             window = rasterio.windows.Window(col, row, 1, 1)
@@ -251,19 +238,46 @@ def extent_feature(raster: Raster) -> dict:
                            "source": raster.source, "crs": f"EPSG:{raster.epsg}" if raster.epsg else None}}
 
 
-def delete_raster(session: Session, settings: Settings, raster: Raster) -> None:
-    """Remove the record and georeg's own copies and caches; a mounted source file is never touched."""
+def terrain_assets_dir(settings: Settings, dataset_id: str) -> Path:
+    """Where a dataset's terrain assets live: tilesets for 3D clients derived from it (terrain-RGB or quantized-mesh
+    tiles of a DEM, hillshades), under ``<data>/terrain/<dataset_id>/``. They are published products rather than
+    caches, so deleting the dataset keeps them unless ``delete_terrain_assets`` asks otherwise."""
+    return settings.resolved_data_dir / "terrain" / dataset_id
+
+
+def delete_raster(session: Session, settings: Settings, raster: Raster, *, terrain_assets: bool = False,
+                  thumbnails: ThumbnailCache | None = None) -> None:
+    """Remove the record and what georeg derived from it: its cached thumbnails (disk, and memory when given the
+    API's cache) and tiles, and with ``terrain_assets`` its terrain assets. The source file goes only when georeg
+    owns it (a copy in storage); a file registered by path under a mounted root is never touched."""
     entry = session.get(Entry, raster.entry_id)
-    path = None if raster.source_path else raster_file(session, settings, raster)
-    sha = raster.sha256
+    owned_file = raster_file(session, settings, raster) if raster.owned and not raster.source_path else None
+    public_id, sha256 = raster.public_id, raster.sha256
     session.delete(entry if entry is not None else raster)
+    session.flush()
+    if entry is not None:
+        _drop_empty_folder(session, entry)
     session.commit()
-    if path is not None:
-        path.unlink(missing_ok=True)
-        if path.parent.exists() and not any(path.parent.iterdir()):
-            os.rmdir(path.parent)
-    remove_tree(settings.cache_dir / "thumbnails" / sha[:2] / sha)  # same layout as ThumbnailCache.path
-    remove_tree(settings.cache_dir / "tiles" / raster.public_id)
+    if owned_file is not None:
+        org, dataset = registry_location(session)
+        owned_file.unlink(missing_ok=True)
+        prune_empty_parents(owned_file.parent, stop=storage_root(settings, org, dataset))
+    if _find_duplicate(session, sha256) is None:
+        (thumbnails or ThumbnailCache(settings.cache_dir, tmp_dir=settings.tmp_dir, memory_items=0)).forget(sha256)
+    remove_tree(tileset_dir(settings.cache_dir, public_id))
+    if terrain_assets:
+        remove_tree(terrain_assets_dir(settings, public_id))
+
+
+def _drop_empty_folder(session: Session, entry: Entry) -> None:
+    """The per-file folder a registration made (``uploads/<sha>/``), once nothing else is in it."""
+    folder = str(PurePosixPath(entry.path).parent)
+    if folder in (".", "") or "/" not in folder:
+        return
+    dataset = session.get(Dataset, entry.dataset_id)
+    remaining = entry_repo.subtree(session, dataset=dataset, path=folder)
+    if len(remaining) == 1 and remaining[0].type == EntryType.directory.value:
+        session.delete(remaining[0])
 
 
 def duplicates(session: Session, *, by: str) -> list[dict]:

@@ -97,13 +97,18 @@ def resolve_inside(root: Path, relative: str) -> Path:
 
 
 class TempWriter:
-    """Incremental writer into a temp file that hashes and counts bytes and enforces a size limit."""
+    """Incremental writer into a temp file that hashes and counts bytes and enforces a size limit.
+
+    ``write``/``write_many`` do everything in order. A caller that wants hashing and writing to run
+    side by side calls :meth:`reserve` for each batch, then :meth:`hash_pieces` and :meth:`append_pieces`
+    on it, possibly in two threads at once, each of the two taking the batches in their order."""
 
     def __init__(self, tmp_dir: Path, *, max_bytes: int | None):
         tmp_dir.mkdir(parents=True, exist_ok=True)
         self.path = tmp_dir / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         self.max_bytes = max_bytes
         self.size = 0
+        self._written = 0
         self._flushed = 0
         self._hash = hashlib.sha256()
         self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115
@@ -113,22 +118,36 @@ class TempWriter:
 
     def write_many(self, pieces: list[bytes | memoryview]) -> None:
         """Hash and append ``pieces`` in order (the size limit is checked before anything is written)."""
-        incoming = sum(len(piece) for piece in pieces)
-        if self.max_bytes is not None and self.size + incoming > self.max_bytes:
-            self.size += incoming
+        self.reserve(sum(len(piece) for piece in pieces))
+        self.hash_pieces(pieces)
+        self.append_pieces(pieces)
+
+    def reserve(self, incoming: int) -> None:
+        """Count ``incoming`` more bytes into :attr:`size`; :class:`PayloadTooLarge` past the limit."""
+        self.size += incoming
+        if self.max_bytes is not None and self.size > self.max_bytes:
             raise PayloadTooLarge(f"upload exceeds the limit of {self.max_bytes} bytes")
+
+    def hash_pieces(self, pieces: list[bytes | memoryview]) -> None:
+        """Feed reserved ``pieces`` to the sha256 (releases the GIL; may overlap :meth:`append_pieces`)."""
         for piece in pieces:
             self._hash.update(piece)
+
+    def append_pieces(self, pieces: list[bytes | memoryview]) -> None:
+        """Append reserved ``pieces`` to the file, starting disk writeback every few MiB."""
+        for piece in pieces:
             view = memoryview(piece)
             while view:
                 view = view[self._file.write(view) :]
-        self.size += incoming
-        if self.size - self._flushed >= WRITEBACK_BYTES:
-            start_writeback(self._file.fileno(), self._flushed, self.size - self._flushed)
-            self._flushed = self.size
+            self._written += len(piece)
+        if self._written - self._flushed >= WRITEBACK_BYTES:
+            start_writeback(self._file.fileno(), self._flushed, self._written - self._flushed)
+            self._flushed = self._written
 
     def finish(self, destination: Path) -> StoredFile:
         """fsync, close and atomically move into ``destination``."""
+        if self._written != self.size:
+            raise RuntimeError(f"{self._written} of {self.size} reserved bytes written")
         os.fsync(self._file.fileno())
         self._file.close()
         destination.parent.mkdir(parents=True, exist_ok=True)

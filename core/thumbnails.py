@@ -18,7 +18,9 @@ from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 
 from georeg.core.errors import InvalidInput, InvalidRaster
-from georeg.core.storage import write_atomically
+from georeg.core.png_cache import read_cached_png, write_cached_png
+from georeg.core.raster import decimated_reads
+from georeg.core.storage import remove_tree
 
 MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 16, 1024, 256
 
@@ -41,7 +43,7 @@ def render_thumbnail(path: Path, *, size: int = DEFAULT_SIZE) -> bytes:
     if not MIN_SIZE <= size <= MAX_SIZE:
         raise InvalidInput(f"size must be between {MIN_SIZE} and {MAX_SIZE}", code="invalid_size")
     try:
-        with rasterio.open(path) as src:
+        with decimated_reads(), rasterio.open(path) as src:
             scale = max(src.width, src.height) / size
             shape = (max(1, round(src.height / scale)), max(1, round(src.width / scale)))
             indexes = [1, 2, 3] if src.count >= 3 else [1]
@@ -74,8 +76,12 @@ class ThumbnailCache:
         self._memory: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
+    def folder(self, sha256: str) -> Path:
+        """Where every size of one content hash's thumbnails lives."""
+        return self.root / sha256[:2] / sha256
+
     def path(self, sha256: str, size: int) -> Path:
-        return self.root / sha256[:2] / sha256 / f"{size}.png"
+        return self.folder(sha256) / f"{size}.png"
 
     def get(self, sha256: str, size: int, source: Path) -> tuple[bytes, str]:
         """(png, where it came from: memory, disk or rendered)."""
@@ -84,12 +90,10 @@ class ThumbnailCache:
             if key in self._memory:
                 self._memory.move_to_end(key)
                 return self._memory[key], "memory"
-        cached = self.path(sha256, size)
-        if cached.is_file():
-            png, origin = cached.read_bytes(), "disk"
-        else:
+        png, origin = read_cached_png(self.path(sha256, size)), "disk"
+        if png is None:
             png, origin = render_thumbnail(source, size=size), "rendered"
-            write_atomically([png], cached, tmp_dir=self.tmp_dir, max_bytes=None)
+            write_cached_png(png, self.path(sha256, size), tmp_dir=self.tmp_dir)
         self._remember(key, png)
         return png, origin
 
@@ -110,7 +114,12 @@ class ThumbnailCache:
             file.unlink(missing_ok=True)
         return {"memory_entries": memory, "files": len(files)}
 
-    def forget(self, sha256: str) -> None:
+    def forget(self, sha256: str) -> int:
+        """Drop one content hash's thumbnails from memory and disk; returns how many files went."""
         with self._lock:
             for key in [k for k in self._memory if k[0] == sha256]:
                 del self._memory[key]
+        folder = self.folder(sha256)
+        files = len(list(folder.glob("*.png"))) if folder.is_dir() else 0
+        remove_tree(folder)
+        return files

@@ -13,11 +13,9 @@ from pathlib import Path
 import morecantile
 import numpy as np
 from lxml import etree
-from rio_tiler.errors import TileOutsideBounds
-from rio_tiler.io import Reader
 
 from georeg.core.errors import InvalidInput, NotFound
-from georeg.core.storage import write_atomically
+from georeg.core.png_cache import read_cached_png, write_cached_png
 
 GRID = "GoogleMapsCompatible"
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -32,17 +30,25 @@ def check_tile(z: int, x: int, y: int) -> None:
         raise InvalidInput(f"tile {z}/{x}/{y} does not exist in WebMercatorQuad", code="invalid_tile")
 
 
+def tileset_dir(cache_dir: Path, tileset: str) -> Path:
+    """The disk cache of one tileset (a dataset id): everything seeded or rendered for it."""
+    return cache_dir / "tiles" / tileset
+
+
 def tile_path(cache_dir: Path, tileset: str, z: int, x: int, y: int) -> Path:
     def triplet(n: int) -> list[str]:
         return [f"{n // 1000000:03d}", f"{n // 1000 % 1000:03d}", f"{n % 1000:03d}"]
 
     *xs, = triplet(x)
     *ys, = triplet(y)
-    return cache_dir / "tiles" / tileset / GRID / f"{z:02d}" / xs[0] / xs[1] / xs[2] / ys[0] / ys[1] / f"{ys[2]}.png"
+    return tileset_dir(cache_dir, tileset) / GRID / f"{z:02d}" / xs[0] / xs[1] / xs[2] / ys[0] / ys[1] / f"{ys[2]}.png"
 
 
 def render_tile(path: Path, z: int, x: int, y: int, *, stats: list[dict] | None) -> bytes:
     """One 256x256 PNG; 1-band and non-8-bit rasters are stretched between the 2nd and 98th percentiles."""
+    from rio_tiler.errors import TileOutsideBounds  # rio-tiler loads xarray and pandas: only where tiles are drawn
+    from rio_tiler.io import Reader
+
     check_tile(z, x, y)
     with Reader(str(path), tms=TMS) as src:
         try:
@@ -65,10 +71,11 @@ def cached_tile(cache_dir: Path, tmp_dir: Path, tileset: str, source: Path, z: i
     """(png, came from cache)."""
     check_tile(z, x, y)
     target = tile_path(cache_dir, tileset, z, x, y)
-    if target.is_file():
-        return target.read_bytes(), True
+    cached = read_cached_png(target)
+    if cached is not None:
+        return cached, True
     png = render_tile(source, z, x, y, stats=stats)
-    write_atomically([png], target, tmp_dir=tmp_dir, max_bytes=None)
+    write_cached_png(png, target, tmp_dir=tmp_dir)
     return png, False
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -56,9 +57,22 @@ def wait_for_api(api_url: str, *, timeout: float, alive: callable = lambda: True
     raise SetupError(f"Prefect API at {api_url} not ready after {timeout:.0f}s: {last_error}")
 
 
+def engine_command() -> str:
+    """This interpreter running the Prefect engine: the command a worker of this install starts per flow run."""
+    return shlex.join([sys.executable, "-m", "prefect.engine"])
+
+
 def ensure_work_pool(api_url: str, name: str, concurrency_limit: int | None = None) -> None:
-    """Create the process work pool (or refresh its base job template and concurrency limit)."""
+    """Create the process work pool (or refresh its base job template and concurrency limit).
+
+    The pool's default command starts the engine with this interpreter (like the deployments' pull
+    step names this project directory, the worker is expected on this machine). Without a command a
+    process worker starts Prefect's workspace supervisor, which prepares the run and then execs the
+    engine in a second fresh interpreter: two Python starts and Prefect imports per run, about
+    2 s more before the run is Running; the engine started directly runs the pull steps itself.
+    """
     template = json.loads(BASE_JOB_TEMPLATE.read_text())
+    template["variables"]["properties"]["command"]["default"] = engine_command()
     settings = {"base_job_template": template, "concurrency_limit": concurrency_limit}
     try:
         with httpx.Client(base_url=api_url, timeout=30) as client:
@@ -138,6 +152,9 @@ def prefect_env(*, api_url: str, prefect_home: Path, base: dict[str, str] | None
             "PREFECT_WORKER_QUERY_SECONDS": env.get("PREFECT_WORKER_QUERY_SECONDS", "1"),
             "PREFECT_WORKER_PREFETCH_SECONDS": env.get("PREFECT_WORKER_PREFETCH_SECONDS", "5"),
             "PREFECT_CLI_COLORS": "false",
+            # a busy server (SQLite under a burst) answers 503: retry for ~4 min (2 s, 4 s, ... 128 s)
+            # instead of the default ~1 min, after which the worker gives up and the run crashes
+            "PREFECT_CLIENT_MAX_RETRIES": env.get("PREFECT_CLIENT_MAX_RETRIES", "7"),
         }
     )
     return env

@@ -24,6 +24,17 @@ from georeg.deployments.processes import ChildProcess
 
 READY_LINE = "georeg: ready"
 
+# The embedded server's SQLite takes one writer at a time. Runs queue Scheduled behind the work pool's
+# concurrency limit by design, so the late-runs service would only add a "Late" write per queued run
+# (mapped to Scheduled anyway); georeg defines no automations, so triggers have nothing to evaluate.
+# Requests wait up to 60 s for a database connection instead of failing after 30 s. The environment
+# may set any of these otherwise.
+EMBEDDED_SERVER_ENV = {
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_TRIGGERS_ENABLED": "false",
+    "PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_TIMEOUT": "60",
+}
+
 
 def _say(message: str) -> None:
     print(f"georeg: {message}", flush=True)
@@ -89,6 +100,8 @@ class Stack:
                 "GEOREG_PROJECT_DIR": str(self.project_dir),
                 "GEOREG_PREFECT_API_URL": self.prefect_api_url,
                 "PYTHONUNBUFFERED": "1",
+                # worker, engine and server are this one install: skip the version handshake per client
+                "PREFECT_CLIENT_SERVER_VERSION_CHECK_ENABLED": "false",
             }
         )
         self.children: list[ChildProcess] = []
@@ -115,7 +128,8 @@ class Stack:
                 [python, "-m", "prefect", "server", "start", "--host", settings.prefect_host,
                  "--port", str(settings.prefect_port)],
                 extra_env={"PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{database}",
-                           "PREFECT_UI_API_URL": self.prefect_api_url},
+                           "PREFECT_UI_API_URL": self.prefect_api_url,
+                           **{name: os.environ.get(name, value) for name, value in EMBEDDED_SERVER_ENV.items()}},
             )
             _say(f"starting Prefect server on {self.prefect_api_url} (log: {server.log_file})")
             wait_for_api(self.prefect_api_url, timeout=120, alive=server.alive)

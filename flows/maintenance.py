@@ -9,13 +9,14 @@ from georeg.core.config import Settings
 from georeg.core.db import make_engine
 from georeg.core.task_runner import create_scheduled_task, execute_task
 from georeg.core.tools import PRUNE_MISSING, REHASH, RESYNC
+from georeg.core.tools.csw_harvest import CSW_HARVEST
 
-SCHEDULABLE = {tool.id: tool for tool in (PRUNE_MISSING, REHASH, RESYNC)}
+SCHEDULABLE = {tool.id: tool for tool in (PRUNE_MISSING, REHASH, RESYNC, CSW_HARVEST)}
 
 
 @flow(name="registry-maintenance", log_prints=True)
 def registry_maintenance(tool_id: str, parameters: dict | None = None) -> dict:
-    """Run ``rehash``, ``prune-missing`` or ``resync`` on a schedule, visible in ``/datasets/jobs``."""
+    """Run ``rehash``, ``prune-missing``, ``resync`` or ``csw-harvest`` on a schedule, visible in ``/datasets/jobs``."""
     if tool_id not in SCHEDULABLE:
         raise ValueError(f"tool {tool_id!r} cannot be scheduled; choose one of {', '.join(SCHEDULABLE)}")
     tool = SCHEDULABLE[tool_id]

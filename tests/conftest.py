@@ -17,6 +17,11 @@ from georeg.api.app import create_app
 from georeg.core.config import Settings
 from georeg.core.db import make_engine, migrate
 
+pytest_plugins = [
+    "tests.csw_fixtures",  # pycsw CSW server + NBS-like file server (session, built on first use)
+    "tests.netcdf_fixtures",  # NetCDF files + an OPeNDAP server (xpublish-opendap) (session, built on first use)
+]
+
 ADMIN_PASSWORD = "admin-secret-pw"
 DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

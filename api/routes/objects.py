@@ -15,8 +15,8 @@ from georeg.api.routes.datasets import entry_public
 from georeg.api.uploads import receive_upload
 from georeg.core.errors import InvalidInput, InvalidPath, NotFound
 from georeg.core.guards import load_dataset
-from georeg.core.models import CamelModel, EntryType, Permission
-from georeg.core.objects import delete_objects, move_object, storage_root, store_object
+from georeg.core.models import CamelModel, Entry, EntryType, Permission
+from georeg.core.objects import delete_objects, entry_files, move_object, storage_root, store_object
 from georeg.core.repositories import datasets as dataset_repo
 from georeg.core.repositories import entries as entry_repo
 from georeg.core.storage import normalize_entry_path, resolve_inside
@@ -166,23 +166,17 @@ def _download(session, settings, actor, org_slug: str, ds_slug: str, raw_paths: 
     if len(paths) == 1 and paths[0]:
         entry = entry_repo.get_entry(session, dataset=dataset, path=paths[0])
         if entry.type != EntryType.directory.value:
-            target = resolve_inside(root, entry.path)
-            if not target.is_file():
-                raise NotFound(f"file for {entry.path!r} is missing from storage", code="file_missing")
+            target = entry_files(session, settings, root, [entry])[entry.path]
             return file_response(target, filename=PurePosixPath(entry.path).name)
-    files: dict[str, object] = {}
+    entries: dict[str, Entry] = {}
     for path in paths:
-        entries = entry_repo.subtree(session, dataset=dataset, path=path) if path else entry_repo.all_files(
+        found = entry_repo.subtree(session, dataset=dataset, path=path) if path else entry_repo.all_files(
             session, dataset=dataset
         )
-        if path and not entries:
+        if path and not found:
             raise NotFound(f"no entry at {path!r}", code="entry_not_found")
-        for entry in entries:
-            if entry.type != EntryType.directory.value:
-                files[entry.path] = resolve_inside(root, entry.path)
-    missing = [name for name, target in files.items() if not target.is_file()]
-    if missing:
-        raise NotFound(f"files missing from storage: {', '.join(missing[:5])}", code="file_missing")
+        entries.update((e.path, e) for e in found if e.type != EntryType.directory.value)
+    files = entry_files(session, settings, root, list(entries.values()))
     return zip_response(sorted(files.items()), filename=f"{ds_slug}.zip")
 
 

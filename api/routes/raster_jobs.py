@@ -14,6 +14,7 @@ from georeg.api.routes.tasks import start_task
 from georeg.core import rasters
 from georeg.core.access import Actor, check_dataset
 from georeg.core.errors import GeoregError, InvalidInput
+from georeg.core.models import Task
 from georeg.core.thumbnails import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE
 from georeg.core.tiles import MAX_ZOOM, cached_tile, check_tile, mapcache_config
 
@@ -34,13 +35,19 @@ class ThumbnailRequest(BaseModel):
     size: int = Field(default=DEFAULT_SIZE, ge=MIN_SIZE, le=MAX_SIZE)
 
 
-async def _job(request: Request, session, settings, actor: Actor, tools, tool_id: str, parameters: dict) -> JSONResponse:  # noqa: ANN001
-    """Start a registry tool on ``default/registry``; 202 ``{job_id, status_url}`` (200 for a dedup hit)."""
+async def start_registry_job(request: Request, session, settings, actor: Actor, tools, tool_id: str,  # noqa: ANN001
+                             parameters: dict) -> tuple[Task, bool]:
+    """Start a registry tool on ``default/registry``: (task, created); a dedup hit is not created."""
     org, dataset = rasters.registry_location(session)
     tool = tools.get(tool_id)
     check_dataset(session, org=org, dataset=dataset, actor=actor, need=tool.required_access)
-    task, created = await start_task(request, session, settings=settings, actor=actor, org=org, dataset=dataset,
-                                     tool=tool, path=None, parameters=parameters)
+    return await start_task(request, session, settings=settings, actor=actor, org=org, dataset=dataset,
+                            tool=tool, path=None, parameters=parameters)
+
+
+async def _job(request: Request, session, settings, actor: Actor, tools, tool_id: str, parameters: dict) -> JSONResponse:  # noqa: ANN001
+    """Start a registry tool on ``default/registry``; 202 ``{job_id, status_url}`` (200 for a dedup hit)."""
+    task, created = await start_registry_job(request, session, settings, actor, tools, tool_id, parameters)
     body = {"job_id": task.id, "status_url": f"/datasets/jobs/{task.id}", "tool_id": tool_id, "status": task.state}
     return JSONResponse(body, status_code=202 if created else 200)
 
@@ -65,12 +72,13 @@ async def resync(request: Request, session: SessionDep, settings: SettingsDep, a
 
 
 @router.get("/datasets/{dataset_id}/thumbnail.png")
-async def thumbnail(dataset_id: str, request: Request, session: SessionDep, settings: SettingsDep,
-                    size: Annotated[int, Query(ge=MIN_SIZE, le=MAX_SIZE)] = DEFAULT_SIZE) -> Response:
-    """PNG thumbnail (cached on disk by content hash and in memory); nodata is transparent."""
+def thumbnail(dataset_id: str, request: Request, session: SessionDep, settings: SettingsDep,
+              size: Annotated[int, Query(ge=MIN_SIZE, le=MAX_SIZE)] = DEFAULT_SIZE) -> Response:
+    """PNG thumbnail (cached on disk by content hash and in memory); nodata is transparent. A plain function: the
+    lookup and the drawing run in one worker thread, off the event loop."""
     raster = rasters.get_raster(session, public_id=dataset_id)
     source = rasters.raster_file(session, settings, raster)
-    png, origin = await run_in_threadpool(request.app.state.thumbnails.get, raster.sha256, size, source)
+    png, origin = request.app.state.thumbnails.get(raster.sha256, size, source)
     return Response(png, media_type="image/png", headers={
         "X-Thumbnail-Cache": origin, "ETag": f'"{raster.sha256[:16]}-{size}"', "Cache-Control": "public, max-age=3600",
     })
@@ -110,13 +118,12 @@ class SeedRequest(BaseModel):
 
 
 @router.get("/datasets/{dataset_id}/tiles/{z}/{x}/{y}.png")
-async def tile(dataset_id: str, z: int, x: int, y: int, session: SessionDep, settings: SettingsDep) -> Response:
-    """A WebMercatorQuad tile from the disk cache, rendered on demand when missing."""
+def tile(dataset_id: str, z: int, x: int, y: int, session: SessionDep, settings: SettingsDep) -> Response:
+    """A WebMercatorQuad tile from the disk cache, rendered on demand when missing (in one worker thread)."""
     check_tile(z, x, y)
     raster = rasters.get_raster(session, public_id=dataset_id)
     source = rasters.raster_file(session, settings, raster)
-    png, hit = await run_in_threadpool(cached_tile, settings.cache_dir, settings.tmp_dir, raster.public_id, source,
-                                       z, x, y, stats=raster.stats)
+    png, hit = cached_tile(settings.cache_dir, settings.tmp_dir, raster.public_id, source, z, x, y, stats=raster.stats)
     return Response(png, media_type="image/png", headers={"X-Tile-Cache": "hit" if hit else "miss"})
 
 

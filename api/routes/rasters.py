@@ -72,16 +72,16 @@ def list_rasters(
     limit: Annotated[int, Query(ge=1, le=100)] = 25, offset: Annotated[int, Query(ge=0)] = 0,
     q: Annotated[str | None, Query(max_length=256)] = None, platform: str | None = None, source: str | None = None,
     bbox: str | None = None, start: datetime | None = None, end: datetime | None = None, sort: str = "-created",
-) -> dict:
-    """Registered rasters with search filters, paginated with a total."""
+) -> JSONResponse:
+    """Registered rasters with search filters, paginated with a total (already JSON-ready: no jsonable_encoder pass)."""
     rows, total = rasters.search_rasters(session, q=q, platform=platform, source=source, bbox=bbox, start=start,
                                          end=end, sort=sort, limit=limit, offset=offset)
-    return {
+    return JSONResponse({
         "total": total, "returned": len(rows), "limit": limit, "offset": offset,
         "next_offset": offset + limit if offset + limit < total else None,
         "prev_offset": max(0, offset - limit) if offset > 0 else None,
         "items": [rasters.raster_view(r) for r in rows],
-    }
+    })
 
 
 @router.get("/duplicates")
@@ -109,8 +109,10 @@ def extent(dataset_id: str, session: SessionDep) -> JSONResponse:
 
 
 @router.delete("/{dataset_id}", status_code=204)
-def delete(dataset_id: str, session: SessionDep, settings: SettingsDep, _: CurrentUser,
+def delete(dataset_id: str, request: Request, session: SessionDep, settings: SettingsDep, _: CurrentUser,
            delete_terrain_assets: bool = False) -> Response:
-    """Remove the record, its caches and derived assets; the file only if georeg owns it (uploaded)."""
-    rasters.delete_raster(session, settings, rasters.get_raster(session, public_id=dataset_id))
+    """Remove the record, its cached thumbnails and tiles, and (``delete_terrain_assets=true``) its terrain assets
+    under ``<data>/terrain/<dataset_id>/``; the source file only if georeg owns it (uploaded), never a mounted one."""
+    rasters.delete_raster(session, settings, rasters.get_raster(session, public_id=dataset_id),
+                          terrain_assets=delete_terrain_assets, thumbnails=request.app.state.thumbnails)
     return Response(status_code=204)

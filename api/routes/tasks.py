@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import shutil
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -9,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from georeg.api.deps import ActorDep, SessionDep, SettingsDep, ToolsDep
@@ -30,9 +33,10 @@ from georeg.core.models import CamelModel, Dataset, Organization, Permission, Ta
 from georeg.core.repositories import tasks as task_repo
 from georeg.core.storage import normalize_entry_path
 from georeg.core.task_runner import artifact_dir
-from georeg.core.tasks import TaskState, Tool, dedup_key
+from georeg.core.tasks import ACTIVE_STATES, TaskState, Tool, dedup_key
 from georeg.core.timeutil import as_utc, utcnow
 
+logger = logging.getLogger(__name__)
 router = APIRouter(prefix="/orgs/{orgSlug}/ds/{dsSlug}/tasks", tags=["tasks"])
 
 
@@ -67,10 +71,15 @@ async def view(request: Request, session: Session, task: Task, org: Organization
     return task_view(task, org=org, dataset=dataset, user=user, log_tail=tail, log_cursor=cursor)
 
 
-def _check_quotas(session: Session, settings, actor: Actor, org: Organization) -> None:  # noqa: ANN001
+async def _check_quotas(session: Session, client, settings, actor: Actor, org: Organization) -> None:  # noqa: ANN001
     if actor.is_admin and settings.admins_exempt_from_quotas:
         return
     active = task_repo.active_tasks(session, user_id=actor.user.id)
+    if len(active) >= settings.max_active_tasks_per_user:
+        # cached states go stale only towards "active": ask Prefect before refusing (and only then,
+        # so a burst of submissions does not re-read every active run on each one)
+        await refresh_states(session, client, active)
+        active = [task for task in active if TaskState(task.state) in ACTIVE_STATES]
     if len(active) >= settings.max_active_tasks_per_user:
         raise QuotaExceeded(
             f"{len(active)} tasks are already active for {actor.username!r} (limit {settings.max_active_tasks_per_user});"
@@ -108,21 +117,39 @@ async def start_task(request: Request, session: Session, *, settings, actor: Act
         for candidate in candidates:
             if candidate.state not in (TaskState.failed.value, TaskState.cancelled.value):
                 return candidate, False
-    await refresh_states(session, client, task_repo.active_tasks(session, user_id=user.id))
-    _check_quotas(session, settings, actor, org)
+    await _check_quotas(session, client, settings, actor, org)
     task = Task(org_id=org.id, dataset_id=dataset.id, user_id=user.id, tool_id=tool.id, tool_version=tool.version,
                 path=path, parameters=parameters, dedup_key=key, state=TaskState.scheduled.value)
     session.add(task)
     session.commit()
     try:
         task.flow_run_id = await launch(client, task=task, tool=tool, settings=settings)
-    except GeoregError:
-        session.delete(task)
+        session.add(task)
         session.commit()
+    except BaseException:
+        session.rollback()
+        await abandon_submission(session, client, task)
         raise
-    session.add(task)
-    session.commit()
     return task, True
+
+
+async def abandon_submission(session: Session, client, task: Task) -> None:  # noqa: ANN001
+    """Undo a submission that failed half-way: remove the task row and any flow run Prefect created
+    for it (the answer may have been lost after the run was stored). The error being handled is the
+    one reported; failures here are logged."""
+    try:
+        await client.delete_flow_runs(f"task:{task.id}")
+    except GeoregError as exc:
+        logger.warning("task %s: flow runs of an abandoned submission not removed: %s", task.id, exc)
+    for attempt in range(3):
+        try:
+            task_repo.delete_task_row(session, task_id=task.id)
+            session.commit()
+            return
+        except OperationalError as exc:
+            session.rollback()
+            logger.warning("task %s: row of an abandoned submission not removed yet (%s)", task.id, exc)
+            await asyncio.sleep(0.5 * (attempt + 1))
 
 
 @router.post("", status_code=202)
@@ -135,7 +162,12 @@ async def submit(orgSlug: str, dsSlug: str, body: SubmitRequest, request: Reques
     path = normalize_entry_path(body.path) if body.path else None
     task, created = await start_task(request, session, settings=settings, actor=actor, org=org, dataset=dataset,
                                      tool=tool, path=path, parameters=body.parameters, force=body.force)
-    return JSONResponse(await view(request, session, task, org, dataset), status_code=202 if created else 200)
+    if not created:
+        return JSONResponse(await view(request, session, task, org, dataset), status_code=200)
+    # a run scheduled a moment ago has no log yet: answering without asking Prefect again means a
+    # busy server cannot turn an accepted submission into an error answer
+    body = task_view(task, org=org, dataset=dataset, user=session.get(User, task.user_id), log_tail=[], log_cursor=None)
+    return JSONResponse(body, status_code=202)
 
 
 @router.get("")
@@ -251,7 +283,7 @@ async def retry_task(orgSlug: str, dsSlug: str, taskId: str, request: Request, s
     if task.state not in (TaskState.failed.value, TaskState.cancelled.value):
         raise Conflict(f"only failed or cancelled tasks can be retried (state {task.state})", code="not_retryable")
     tool = _tool(tools, task.tool_id)
-    _check_quotas(session, settings, actor, org)
+    await _check_quotas(session, client, settings, actor, org)
     previous = {"attempt": task.attempts, "flowRunId": task.flow_run_id, "state": task.state, "error": task.error,
                 "startedAt": iso(task.started_at), "finishedAt": iso(task.finished_at)}
     task.history = [*task.history, previous]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func
+from sqlalchemy import delete, func
 from sqlmodel import Session, select
 
 from georeg.core.errors import NotFound
@@ -20,6 +20,11 @@ def get_task(session: Session, *, task_id: str, dataset_id: int | None = None) -
     if task is None or task.state == TaskState.deleted.value or (dataset_id is not None and task.dataset_id != dataset_id):
         raise NotFound(f"task {task_id} not found", code="task_not_found")
     return task
+
+
+def delete_task_row(session: Session, *, task_id: str) -> None:
+    """Remove a task row outright (a submission abandoned before its flow run was recorded); not committed."""
+    session.execute(delete(Task).where(Task.id == task_id))
 
 
 def dedup_candidates(session: Session, *, key: str, since: datetime) -> list[Task]:

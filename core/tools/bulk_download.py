@@ -6,9 +6,9 @@ import zipfile
 
 from pydantic import BaseModel, Field
 
-from georeg.core.errors import NotFound
 from georeg.core.models import Permission
-from georeg.core.storage import CHUNK_SIZE, resolve_inside
+from georeg.core.objects import entry_files
+from georeg.core.storage import CHUNK_SIZE
 from georeg.core.tasks import Tool, ToolContext, ToolOutcome
 from georeg.core.tools.common import selected_files, task_session
 
@@ -21,16 +21,14 @@ class BulkDownloadParams(BaseModel):
 def run(context: ToolContext, params: BulkDownloadParams) -> ToolOutcome:
     with task_session(context) as (session, _, dataset):
         entries = selected_files(session, dataset, params.paths or ([context.path] if context.path else []))
+        files = entry_files(session, context.settings, context.dataset_root, entries)
     total = sum(entry.size for entry in entries) or 1
     archive_path = context.work_dir / "bulk.zip"
     compression = zipfile.ZIP_DEFLATED if params.compress else zipfile.ZIP_STORED
     done = 0
     with zipfile.ZipFile(archive_path, "w", compression=compression, allowZip64=True) as archive:
         for index, entry in enumerate(entries, start=1):
-            source = resolve_inside(context.dataset_root, entry.path)
-            if not source.is_file():
-                raise NotFound(f"file for {entry.path!r} is missing from storage", code="file_missing")
-            with open(source, "rb") as reader, archive.open(entry.path, "w", force_zip64=True) as writer:
+            with open(files[entry.path], "rb") as reader, archive.open(entry.path, "w", force_zip64=True) as writer:
                 while chunk := reader.read(CHUNK_SIZE):
                     writer.write(chunk)
             done += entry.size

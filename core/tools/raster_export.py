@@ -11,10 +11,11 @@ from rasterio.errors import CRSError, RasterioError
 from rasterio.shutil import copy as raster_copy
 from rasterio.vrt import WarpedVRT
 
-from georeg.core.errors import InvalidInput, InvalidRaster, NotFound
+from georeg.core.errors import InvalidInput, InvalidRaster
 from georeg.core.models import EntryType, Permission
+from georeg.core.objects import entry_files
+from georeg.core.raster import native_crs
 from georeg.core.repositories import entries as entry_repo
-from georeg.core.storage import resolve_inside
 from georeg.core.tasks import Tool, ToolContext, ToolOutcome
 from georeg.core.tools.common import required_path, task_session
 
@@ -31,9 +32,7 @@ def run(context: ToolContext, params: RasterExportParams) -> ToolOutcome:
         entry = entry_repo.get_entry(session, dataset=dataset, path=path)
         if entry.type != EntryType.raster.value:
             raise InvalidInput(f"{path!r} is not a raster entry", code="not_a_raster")
-    source = resolve_inside(context.dataset_root, path)
-    if not source.is_file():
-        raise NotFound(f"file for {path!r} is missing from storage", code="file_missing")
+        source = entry_files(session, context.settings, context.dataset_root, [entry])[path]
     target = context.work_dir / "export.tif"
     options = {"driver": "COG", "compress": params.compress.upper() if params.compress != "none" else "NONE"}
     context.progress(5, "reading", path)
@@ -44,9 +43,11 @@ def run(context: ToolContext, params: RasterExportParams) -> ToolOutcome:
     try:
         with rasterio.open(source) as src:
             if dst_crs is not None:
-                if src.crs is None:
+                src_crs = native_crs(src)
+                if src_crs is None:
                     raise InvalidRaster(f"{path!r} has no CRS to reproject from")
-                with WarpedVRT(src, crs=dst_crs, resampling=getattr(rasterio.enums.Resampling, params.resampling)) as vrt:
+                with WarpedVRT(src, src_crs=src_crs, crs=dst_crs,
+                               resampling=getattr(rasterio.enums.Resampling, params.resampling)) as vrt:
                     context.progress(20, "warping", f"to EPSG:{params.epsg}")
                     raster_copy(vrt, target, **options)
             else:

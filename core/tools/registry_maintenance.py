@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 
 from georeg.core import rasters
 from georeg.core.errors import GeoregError
+from georeg.core.ingest import refresh_csw_metadata
 from georeg.core.models import Entry, Permission, Raster
 from georeg.core.raster import RASTER_SUFFIXES
 from georeg.core.storage import sha256_file
@@ -103,9 +104,9 @@ def resync(context: ToolContext, params: ResyncParams) -> ToolOutcome:
                 failed.append({"path": resolved, "error": exc.message})
                 context.logger.warning("cannot register %s: %s", resolved, exc.message)
             context.progress(100 * index / max(len(candidates), 1), "scanning", resolved)
-    result = {"scanned": len(candidates), "added": added, "updated": updated, "failed": failed}
-    if params.refresh_csw:
-        result["csw"] = "CSW metadata refresh is not available yet"
+        result = {"scanned": len(candidates), "added": added, "updated": updated, "failed": failed}
+        if params.refresh_csw:
+            result["csw"] = refresh_csw_metadata(session, settings=settings, report=context.progress)
     return ToolOutcome(result=result)
 
 

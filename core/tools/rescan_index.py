@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from georeg.core.errors import InvalidRaster
+from georeg.core.errors import InvalidRaster, NotFound, PermissionDenied
 from georeg.core.models import EntryType, Permission
-from georeg.core.objects import classify, describe_file
-from georeg.core.storage import resolve_inside, sha256_file
+from georeg.core.objects import classify, describe_file, entry_files
+from georeg.core.storage import sha256_file
 from georeg.core.tasks import Tool, ToolContext, ToolOutcome
 from georeg.core.timeutil import utcnow
 from georeg.core.tools.common import selected_files, task_session
@@ -23,8 +23,11 @@ def run(context: ToolContext, params: RescanParams) -> ToolOutcome:
     with task_session(context) as (session, _, dataset):
         entries = selected_files(session, dataset, params.paths)
         for index, entry in enumerate(entries, start=1):
-            source = resolve_inside(context.dataset_root, entry.path)
-            if not source.is_file():
+            try:
+                source = entry_files(session, context.settings, context.dataset_root, [entry])[entry.path]
+            except (NotFound, PermissionDenied):
+                source = None
+            if source is None:
                 missing.append(entry.path)
                 context.logger.warning("missing: %s", entry.path)
             else:

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
+import morecantile
 import numpy as np
 import pytest
 import rasterio
 from rasterio.warp import transform
 
+from georeg.core.rasters import terrain_assets_dir
+from georeg.core.tiles import tileset_dir
 from tests.conftest import assert_error
 from tests.rasters import write_geotiff
 
@@ -188,3 +194,125 @@ def test_delete_removes_owned_file(client, admin_headers, rasters_dir, settings)
     assert not any((settings.storage_dir / "default" / "registry").rglob("*.tif"))
     assert client.get("/datasets", headers=admin_headers).json()["total"] == 0
     assert_error(client.delete(f"/datasets/{record['dataset_id']}", headers=admin_headers), 404)
+
+
+def test_delete_removes_caches_and_optionally_terrain_assets(client, admin_headers, rasters_dir, settings, tmp_path):
+    mount = tmp_path / "mount"
+    mounted_file = write_geotiff(mount / "mounted.tif", origin=(10, 61), pixel=0.01, nodata=None)
+    settings.mount_roots = [mount]
+    owned = upload(client, admin_headers, rasters_dir["wgs84"]).json()
+    mounted = client.post("/datasets/from-string", json={"path": str(mounted_file)}, headers=admin_headers).json()
+    tile = morecantile.tms.get("WebMercatorQuad").tile(10.3, 60.8, 8)
+    for record in (owned, mounted):
+        dataset_id = record["dataset_id"]
+        assert client.get(f"/datasets/{dataset_id}/thumbnail.png").status_code == 200
+        assert client.get(f"/datasets/{dataset_id}/tiles/{tile.z}/{tile.x}/{tile.y}.png").status_code == 200
+        asset = terrain_assets_dir(settings, dataset_id) / "terrain" / "0" / "0" / "0.png"
+        asset.parent.mkdir(parents=True)
+        asset.write_bytes(b"terrain tile")
+        assert tileset_dir(settings.cache_dir, dataset_id).is_dir()
+    thumbnails = settings.cache_dir / "thumbnails"
+    registry = "/orgs/default/ds/registry/list"
+    folder = f"uploads/{owned['sha256'][:12]}"
+    assert [e["path"] for e in client.get(registry, params={"path": folder}, headers=admin_headers).json()]
+
+    assert_error(client.delete(f"/datasets/{owned['dataset_id']}", params={"delete_terrain_assets": "maybe"},
+                               headers=admin_headers), 422)
+    assert client.delete(f"/datasets/{owned['dataset_id']}", headers=admin_headers).status_code == 204
+    assert not any((settings.storage_dir / "default" / "registry").rglob("*.tif"))
+    assert not list(thumbnails.rglob(f"{owned['sha256']}/*.png")) and list(thumbnails.rglob("*.png"))
+    assert not tileset_dir(settings.cache_dir, owned["dataset_id"]).exists()
+    assert terrain_assets_dir(settings, owned["dataset_id"]).is_dir()
+    assert_error(client.get(registry, params={"path": folder}, headers=admin_headers), 404)
+    again = upload(client, admin_headers, rasters_dir["wgs84"]).json()
+    assert client.get(f"/datasets/{again['dataset_id']}/thumbnail.png").headers["x-thumbnail-cache"] == "rendered"
+
+    assert client.delete(f"/datasets/{mounted['dataset_id']}", params={"delete_terrain_assets": "true"},
+                         headers=admin_headers).status_code == 204
+    assert mounted_file.is_file()
+    assert not terrain_assets_dir(settings, mounted["dataset_id"]).exists()
+    assert not tileset_dir(settings.cache_dir, mounted["dataset_id"]).exists()
+    assert not list(thumbnails.rglob(f"{mounted['sha256']}/*.png"))
+    assert_error(client.get(f"/datasets/{mounted['dataset_id']}"), 404)
+    assert [r["dataset_id"] for r in client.get("/datasets", headers=admin_headers).json()["items"]] == [again["dataset_id"]]
+
+
+def test_mounted_raster_downloads_through_objects_api(client, admin_headers, rasters_dir, settings, tmp_path):
+    mount = tmp_path / "mount"
+    mounted_file = write_geotiff(mount / "scenes" / "mounted.tif", width=300, height=200)
+    settings.mount_roots = [mount]
+    mounted = client.post("/datasets/from-string", json={"path": str(mounted_file)}, headers=admin_headers).json()
+    owned = upload(client, admin_headers, rasters_dir["polar"]).json()
+    base = "/orgs/default/ds/registry"
+    entries = {e["path"] for e in client.post(f"{base}/search", json={"query": "*.tif"}, headers=admin_headers).json()}
+    mounted_path = next(p for p in entries if p.startswith("mounted/"))
+    owned_path = next(p for p in entries if p.startswith("uploads/"))
+    for path, source in ((mounted_path, mounted_file), (owned_path, rasters_dir["polar"])):
+        whole = client.get(f"{base}/download", params={"path": path}, headers=admin_headers)
+        assert whole.status_code == 200 and whole.content == source.read_bytes()
+        assert source.name in whole.headers["content-disposition"]
+        part = client.get(f"{base}/download", params={"path": path}, headers={**admin_headers, "Range": "bytes=10-99"})
+        assert part.status_code == 206 and part.content == source.read_bytes()[10:100]
+    archive = client.get(f"{base}/download", headers=admin_headers)
+    assert archive.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as members:
+        assert members.read(mounted_path) == mounted_file.read_bytes()
+        assert members.read(owned_path) == rasters_dir["polar"].read_bytes()
+    assert mounted_file.is_file() and mounted["source_path"] == str(mounted_file.resolve())
+
+    settings.mount_roots = [tmp_path / "elsewhere"]
+    assert_error(client.get(f"{base}/download", params={"path": mounted_path}, headers=admin_headers), 403,
+                 "outside_mount_roots")
+    settings.mount_roots = [mount]
+    moved = tmp_path / "outside.tif"
+    mounted_file.rename(moved)
+    mounted_file.symlink_to(moved)
+    assert_error(client.get(f"{base}/download", params={"path": mounted_path}, headers=admin_headers), 403,
+                 "outside_mount_roots")
+    mounted_file.unlink()
+    assert_error(client.get(f"{base}/download", params={"path": mounted_path}, headers=admin_headers), 404,
+                 "file_missing")
+    assert_error(client.get(f"{base}/download", headers=admin_headers), 404, "file_missing")
+    assert_error(client.get(f"{base}/download", params={"path": mounted_path}), 401)
+
+
+def test_search_text_escaping_and_paging_edges(client, admin_headers, tmp_path, settings):
+    mount = tmp_path / "mount"
+    settings.mount_roots = [mount]
+    ids = {}
+    for index, (name, title, metadata) in enumerate((
+        ("a.tif", "Ærø 50% cover", None),
+        ("b.tif", "plain_one", '{"identifier": "S1A_IW_GRDH_1SDV_X", "platform": "s1a"}'),
+        ("c.tif", "fifty 50 percent", None),
+    )):
+        path = write_geotiff(tmp_path / name, origin=(10 + index, 61))
+        ids[name] = upload(client, admin_headers, path, title=title, metadata=metadata).json()["dataset_id"]
+    mounted = write_geotiff(mount / "archive2024" / "scene.tif", origin=(20, 61))
+    ids["mounted"] = client.post("/datasets/from-string", json={"path": str(mounted), "title": "m"},
+                                 headers=admin_headers).json()["dataset_id"]
+
+    def found(**params):
+        body = client.get("/datasets", params=params, headers=admin_headers).json()
+        return {item["dataset_id"] for item in body["items"]}, body["total"]
+
+    assert found(q="ærø") == found(q="ÆRØ") == ({ids["a.tif"]}, 1)
+    assert found(q="50%") == ({ids["a.tif"]}, 1)
+    assert found(q="%") == ({ids["a.tif"]}, 1)
+    assert found(q="n_o") == ({ids["b.tif"]}, 1)
+    assert found(q="grdh_1sdv") == ({ids["b.tif"]}, 1)
+    assert found(q="ARCHIVE2024") == ({ids["mounted"]}, 1)
+    assert found(q=ids["c.tif"].upper()) == ({ids["c.tif"]}, 1)
+    assert found(q=" 50") == ({ids["a.tif"], ids["c.tif"]}, 2)
+    assert found(q=" 50", offset=5) == (set(), 2)
+    assert found(q="nothing-like-this") == (set(), 0)
+    assert found(platform="s1") == found(platform="S1A") == ({ids["b.tif"]}, 1)
+    assert client.get(f"/datasets/{ids['b.tif']}").json()["platform"] == "S1A"
+    newest_first = [i["dataset_id"] for i in client.get("/datasets", headers=admin_headers).json()["items"]]
+    assert newest_first == [ids["mounted"], ids["c.tif"], ids["b.tif"], ids["a.tif"]]
+    pages = [client.get("/datasets", params={"limit": 1, "offset": n, "sort": "-title"}, headers=admin_headers).json()
+             for n in range(4)]
+    whole = client.get("/datasets", params={"sort": "-title"}, headers=admin_headers).json()["items"]
+    titles = [p["items"][0]["title"] for p in pages]
+    assert titles == [i["title"] for i in whole]
+    assert [t for t in titles if t.isascii()] == ["plain_one", "m", "fifty 50 percent"]
+    assert [p["next_offset"] for p in pages] == [1, 2, 3, None]

@@ -10,6 +10,7 @@ from lxml import etree
 from PIL import Image
 from rio_tiler.io import Reader
 
+from georeg.core.thumbnails import ThumbnailCache
 from georeg.core.tiles import tile_path
 from tests.conftest import assert_error
 from tests.rasters import write_geotiff
@@ -51,3 +52,25 @@ def test_tile_errors(client, admin_headers, tmp_path):
     assert_error(client.get("/datasets/nope/tiles/0/0/0.png"), 404, "dataset_not_found")
     assert_error(client.post(f"/datasets/{dataset_id}/seed-mapcache", json={"min_zoom": 0, "max_zoom": 2}), 401)
     assert_error(client.post(f"/datasets/{dataset_id}/seed-mapcache", json={"max_zoom": 99}, headers=admin_headers), 422)
+
+
+def test_cut_short_cache_entries_are_drawn_again(client, admin_headers, tmp_path, settings):
+    path = write_geotiff(tmp_path / "a.tif", width=256, height=256, pixel=0.002)
+    with open(path, "rb") as handle:
+        dataset_id = client.post("/datasets", files={"file": ("a.tif", handle)}, headers=admin_headers).json()["dataset_id"]
+    tile = morecantile.tms.get("WebMercatorQuad").tile(10.2, 60.8, 9)
+    url = f"/datasets/{dataset_id}/tiles/{tile.z}/{tile.x}/{tile.y}.png"
+    whole = client.get(url).content
+    cached = tile_path(settings.cache_dir, dataset_id, tile.z, tile.x, tile.y)
+    for damaged in (b"", whole[: len(whole) // 2]):
+        cached.write_bytes(damaged)
+        again = client.get(url)
+        assert again.headers["x-tile-cache"] == "miss" and again.content == whole and cached.read_bytes() == whole
+    record = client.get(f"/datasets/{dataset_id}").json()
+    thumbnail = client.get(f"/datasets/{dataset_id}/thumbnail.png", params={"size": 64}).content
+    disk_only = ThumbnailCache(settings.cache_dir, tmp_dir=settings.tmp_dir, memory_items=0)
+    assert disk_only.get(record["sha256"], 64, path) == (thumbnail, "disk")
+    disk_only.path(record["sha256"], 64).write_bytes(thumbnail[:-5])
+    assert disk_only.get(record["sha256"], 64, path) == (thumbnail, "rendered")
+    assert disk_only.get(record["sha256"], 64, path) == (thumbnail, "disk")
+    assert not list(settings.tmp_dir.iterdir())

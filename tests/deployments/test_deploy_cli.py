@@ -9,6 +9,8 @@ from pathlib import Path
 
 import httpx
 
+from georeg.deployments.prefect_setup import engine_command
+
 ROOT = Path(__file__).resolve().parents[2]
 GEOREG = str(Path(sys.executable).with_name("georeg"))
 
@@ -25,6 +27,8 @@ def test_deploy_registers_pool_and_scheduled_cleanup(prefect_api_url, tmp_path):
     assert "cleanup/cleanup" in result.stdout
     pool = httpx.get(f"{prefect_api_url}/work_pools/georeg", timeout=10).json()
     assert pool["type"] == "process" and pool["concurrency_limit"] == 4
+    command = pool["base_job_template"]["variables"]["properties"]["command"]["default"]
+    assert command == engine_command(), "the worker starts the engine directly, not Prefect's workspace supervisor"
     deployment = httpx.get(f"{prefect_api_url}/deployments/name/cleanup/cleanup", timeout=10).json()
     assert deployment["schedules"][0]["schedule"]["cron"] == "17 3 * * *"
     assert deployment["pull_steps"] == [

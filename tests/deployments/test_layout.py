@@ -54,5 +54,8 @@ def test_import_layers_hold():
 def test_scheduled_maintenance_deployments():
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     scheduled = {d["name"]: d for d in spec["deployments"] if "scheduled" in d["tags"]}
-    assert {d["parameters"]["tool_id"] for d in scheduled.values()} == {"rehash", "prune-missing", "resync"}
+    assert {d["parameters"]["tool_id"] for d in scheduled.values()} == {"rehash", "prune-missing", "resync",
+                                                                        "csw-harvest"}
     assert all(d["schedules"][0]["cron"] for d in scheduled.values())
+    active = {name for name, d in scheduled.items() if d["schedules"][0]["active"]}
+    assert active == set(scheduled) - {"csw-harvest"}, "the CSW harvest is disabled by default"

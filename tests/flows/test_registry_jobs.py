@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import zipfile
+
 from tests.conftest import assert_error
 from tests.flows.conftest import wait_for_state
 from tests.rasters import write_geotiff
@@ -85,3 +88,21 @@ def test_scheduled_maintenance_flow_records_a_job(client, admin_headers, setting
     assert outcome["result"]["checked"] == 1 and outcome["result"]["changed"] == []
     jobs = client.get("/datasets/jobs", headers=admin_headers).json()
     assert [j["tool_id"] for j in jobs["items"]] == ["rehash"] and jobs["items"][0]["status"] == "Succeeded"
+
+
+def test_bulk_download_and_rescan_read_mounted_rasters(client, admin_headers, settings, tmp_path):
+    mount = tmp_path / "mount"
+    settings.mount_roots = [mount]
+    source = write_geotiff(mount / "scene.tif")
+    assert client.post("/datasets/from-string", json={"path": str(source)}, headers=admin_headers).status_code == 201
+    tasks = "/orgs/default/ds/registry/tasks"
+    results = {}
+    for tool_id in ("bulk-download", "rescan-index"):
+        response = client.post(tasks, json={"toolId": tool_id, "parameters": {}, "force": True}, headers=admin_headers)
+        assert response.status_code == 202, response.text
+        results[tool_id] = wait_for_state(client, f"{tasks}/{response.json()['taskId']}", admin_headers, DONE)
+        assert results[tool_id]["state"] == "Succeeded", results[tool_id]
+    assert results["rescan-index"]["result"]["missing"] == [] and results["rescan-index"]["result"]["changed"] == []
+    archive = client.get(results["bulk-download"]["artifact"]["resultUrl"], headers=admin_headers)
+    with zipfile.ZipFile(io.BytesIO(archive.content)) as members:
+        assert [members.read(name) for name in members.namelist()] == [source.read_bytes()]

@@ -109,6 +109,12 @@ def test_raster_export_as_reprojected_cog(client, ds, tmp_path):
     with rasterio.open(target) as cog:
         assert cog.crs.to_epsg() == 3857 and cog.driver == "GTiff"
         assert cog.profile.get("tiled")
+    gcps = write_geotiff(tmp_path / "gcps.tif", width=100, height=80, crs="EPSG:32633", origin=(500000, 7000000),
+                         pixel=10, dtype="uint8", gcp_crs="EPSG:4326")
+    put(client, ds, "gcps.tif", gcps.read_bytes())
+    warped = run(client, ds, "raster-export", {"epsg": 32633}, path="gcps.tif")
+    assert warped["state"] == "Succeeded", warped
+    assert warped["result"]["bounds"] == pytest.approx([500000, 6999200, 501000, 7000000], abs=15)
     not_raster = run(client, ds, "raster-export", path="utm.tif", parameters={"epsg": 999999})
     assert not_raster["state"] == "Failed" and "EPSG" in not_raster["error"]
     put(client, ds, "notes.txt", b"hello")

@@ -1,0 +1,190 @@
+"""Submissions while the Prefect API is busy or failing: retried, or answered with a clean 503 that
+leaves no task row and no flow run behind.
+
+The faults come from a real HTTP proxy in front of the real Prefect test server: it forwards every
+call, except those its rule picks, which it answers 503/429 itself ("refuse") or forwards and then
+answers 503 anyway, as a server that stored the run but lost its answer does ("lose_answer").
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import Session, select
+
+from georeg.api.app import create_app
+from georeg.core.db import make_engine
+from georeg.core.models import Dataset, Task, User
+from georeg.core.timeutil import utcnow
+from tests.conftest import ADMIN_PASSWORD, assert_error, login
+from tests.flows.conftest import wait_for_state
+
+DS = "/orgs/admin/ds/d"
+TASKS = f"{DS}/tasks"
+DONE = {"Succeeded", "Failed", "Cancelled"}
+CREATE = "/create_flow_run"
+
+Rule = Callable[[str, str, int], "str | None"]
+
+
+class FaultyProxy:
+    """Forwards to ``upstream``; ``rule(method, path, nth call of that path)`` may return "refuse",
+    "refuse-429" or "lose_answer". Every request body is kept in ``seen``."""
+
+    def __init__(self, upstream: str):
+        self.upstream = upstream.rstrip("/")
+        self.rule: Rule = lambda method, path, nth: None
+        self.seen: list[tuple[str, str, bytes]] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:  # noqa: ANN002
+                pass
+
+            def _handle(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                path = self.path
+                with proxy._lock:
+                    proxy.seen.append((self.command, path, body))
+                    nth = sum(1 for m, p, _ in proxy.seen if m == self.command and p == path)
+                action = proxy.rule(self.command, path, nth)
+                if action in ("refuse", "refuse-429"):
+                    status = 429 if action == "refuse-429" else 503
+                    return self._answer(status, b'{"exception_message": "Service Unavailable"}', {"Retry-After": "0.2"})
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                upstream = httpx.request(self.command, proxy.upstream + path.removeprefix("/api"), content=body,
+                                         headers=headers, timeout=30)
+                if action == "lose_answer":
+                    return self._answer(503, b'{"exception_message": "Service Unavailable"}', {})
+                self._answer(upstream.status_code, upstream.content,
+                             {"Content-Type": upstream.headers.get("content-type", "application/json")})
+
+            def _answer(self, status: int, content: bytes, headers: dict) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(content)))
+                self.end_headers()
+                self.wfile.write(content)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle  # noqa: N815
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def creations(self) -> list[dict]:
+        return [json.loads(body) for method, path, body in self.seen if method == "POST" and path.endswith(CREATE)]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def proxy(task_worker) -> Iterator[FaultyProxy]:
+    proxy = FaultyProxy(task_worker)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def faulty_client(settings, registry, proxy) -> Iterator[TestClient]:
+    """The API talking to Prefect through the proxy; it gives up on run creation after 3 s."""
+    settings.prefect_api_url = proxy.url
+    with TestClient(create_app(settings, tools=registry)) as test_client:
+        test_client.app.state.prefect.submit_retry_seconds = 3.0
+        yield test_client
+
+
+@pytest.fixture
+def ds(faulty_client):
+    """Admin headers, with dataset ``admin/d`` holding ``b.txt``."""
+    headers = login(faulty_client, "admin", ADMIN_PASSWORD)
+    assert faulty_client.post("/orgs/admin/ds", json={"slug": "d"}, headers=headers).status_code == 201
+    faulty_client.post(f"{DS}/obj", files={"file": ("x", b"bee")}, data={"path": "b.txt"}, headers=headers)
+    return headers
+
+
+def submit(client: TestClient, headers: dict) -> httpx.Response:
+    return client.post(TASKS, json={"toolId": "bulk-download", "parameters": {"paths": ["b.txt"]}, "force": True},
+                       headers=headers)
+
+
+def runs_tagged(api_url: str, tag: str) -> list[dict]:
+    return httpx.post(f"{api_url}/flow_runs/filter", json={"flow_runs": {"tags": {"all_": [tag]}}}, timeout=10).json()
+
+
+def task_rows(settings) -> list[Task]:  # noqa: ANN001
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            return list(session.exec(select(Task)).all())
+    finally:
+        engine.dispose()
+
+
+def test_busy_answers_are_retried_into_one_run(faulty_client, ds, proxy, task_worker):
+    proxy.rule = lambda method, path, nth: {1: "refuse", 2: "refuse-429", 3: "lose_answer"}.get(nth) \
+        if path.endswith(CREATE) else None
+    response = submit(faulty_client, ds)
+    assert response.status_code == 202, response.text
+    task = response.json()
+    assert len(proxy.creations()) == 4  # 503, 429, stored but answer lost, then the stored run again
+    assert {c["idempotency_key"] for c in proxy.creations()} == {f"{task['taskId']}:1"}
+    runs = runs_tagged(task_worker, f"task:{task['taskId']}")
+    assert [run["id"] for run in runs] == [task["flowRunId"]]
+    assert wait_for_state(faulty_client, f"{TASKS}/{task['taskId']}", ds, DONE)["state"] == "Succeeded"
+
+
+def test_prefect_refusing_leaves_no_task(faulty_client, ds, proxy, task_worker, settings):
+    proxy.rule = lambda method, path, nth: "refuse" if path.endswith(CREATE) else None
+    body = assert_error(submit(faulty_client, ds), 503, "prefect_unavailable")
+    assert "503" in body["error"]
+    assert len(proxy.creations()) >= 2, "run creation is retried before giving up"
+    assert task_rows(settings) == []
+    assert faulty_client.get(TASKS, headers=ds).json()["total"] == 0
+
+
+def test_lost_answers_leave_no_task_and_no_run(faulty_client, ds, proxy, task_worker, settings):
+    proxy.rule = lambda method, path, nth: "lose_answer" if path.endswith(CREATE) else None
+    assert_error(submit(faulty_client, ds), 503, "prefect_unavailable")
+    tags = {tag for creation in proxy.creations() for tag in creation["tags"] if tag.startswith("task:")}
+    assert len(tags) == 1
+    assert runs_tagged(task_worker, tags.pop()) == [], "the run Prefect stored is removed with the task"
+    assert task_rows(settings) == []
+
+
+def test_failing_reads_do_not_turn_an_accepted_submission_into_an_error(faulty_client, ds, proxy, task_worker):
+    proxy.rule = lambda method, path, nth: "refuse" if path.endswith(("/flow_runs/filter", "/logs/filter")) else None
+    response = submit(faulty_client, ds)
+    assert response.status_code == 202, response.text
+    assert response.json()["state"] == "Scheduled" and response.json()["flowRunId"]
+    proxy.rule = lambda method, path, nth: None
+    assert wait_for_state(faulty_client, f"{TASKS}/{response.json()['taskId']}", ds, DONE)["state"] == "Succeeded"
+
+
+def test_a_row_whose_submission_never_completed_turns_failed(faulty_client, ds, settings):
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            dataset = session.exec(select(Dataset).where(Dataset.slug == "d")).one()
+            admin = session.exec(select(User).where(User.username == "admin")).one()
+            for age, task_id in ((timedelta(minutes=10), "a" * 32), (timedelta(seconds=5), "b" * 32)):
+                session.add(Task(id=task_id, org_id=dataset.org_id, dataset_id=dataset.id, user_id=admin.id,
+                                 tool_id="bulk-download", tool_version="1", dedup_key="x", created_at=utcnow() - age))
+            session.commit()
+    finally:
+        engine.dispose()
+    items = {t["taskId"]: t for t in faulty_client.get(TASKS, headers=ds).json()["items"]}
+    assert items["a" * 32]["state"] == "Failed" and "did not complete" in items["a" * 32]["error"]
+    assert items["b" * 32]["state"] == "Scheduled", "a submission still in flight is left alone"
