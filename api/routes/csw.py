@@ -8,6 +8,7 @@ their job: 200 with the registered datasets when it finished, 202 with the job t
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from typing import Literal
 
@@ -24,7 +25,7 @@ from georeg.core import styles
 from georeg.core.access import Actor, require_user
 from georeg.core.config import Settings
 from georeg.core.csw import CswClient, CswPage, CswQuery, CswRecord
-from georeg.core.errors import GeoregError, InvalidInput, UpstreamError
+from georeg.core.errors import GeoregError, InvalidInput, ServiceUnavailable, UpstreamError
 from georeg.core.ingest import IngestMode, plan_ingest, select_references
 from georeg.core.models import Raster, Task
 from georeg.core.netcdf_geotiff import plan_netcdf
@@ -37,6 +38,7 @@ from georeg.core.tools.sentinel_safe import SentinelSafeParams, plan_for
 router = APIRouter(tags=["datasets (CSW and Sentinel)"])
 MAX_WAIT_SECONDS = 600.0
 POLL_SECONDS = 0.5
+logger = logging.getLogger(__name__)
 
 
 class RecordRequest(BaseModel):
@@ -68,13 +70,19 @@ def resolve_record(request: Request, settings: Settings, identifier: str,
 
 
 async def wait_for_job(request: Request, session: Session, task: Task, wait: float) -> Task:
-    """Poll the job's flow run until it is terminal or ``wait`` seconds have passed."""
+    """Poll the job's flow run until it is terminal or ``wait`` seconds have passed. The job is
+    accepted already: a Prefect API too busy to answer a poll leaves it as last seen (202), never
+    an error answer."""
     deadline = time.monotonic() + wait
-    await refresh_states(session, request.app.state.prefect, [task])
-    while not TaskState(task.state).is_terminal and time.monotonic() < deadline:
+    while True:
+        try:
+            await refresh_states(session, request.app.state.prefect, [task])
+        except ServiceUnavailable as exc:
+            session.rollback()
+            logger.info("job %s: state poll failed, still waiting: %s", task.id, exc)
+        if TaskState(task.state).is_terminal or time.monotonic() >= deadline:
+            return task
         await asyncio.sleep(POLL_SECONDS)
-        await refresh_states(session, request.app.state.prefect, [task])
-    return task
 
 
 def service_metadata(request: Request, session: Session, dataset_ids: list[str]) -> dict:

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -47,6 +48,16 @@ def task_worker(prefect_api_url: str, tmp_path_factory: pytest.TempPathFactory) 
 def backend(request: pytest.FixtureRequest) -> str:
     """Flow tests run on SQLite; tests that matter per backend parametrize ``backend`` with BACKENDS."""
     return request.param
+
+
+@pytest.fixture
+def nbs_settings(settings, csw_url, nbs_file_server, tmp_path):
+    """``settings`` pointed at the pycsw test server and the NBS-like file server."""
+    settings.csw_endpoints = [csw_url]
+    settings.download_hosts = [urlsplit(nbs_file_server.base_url).netloc]
+    settings.safe_roots = [tmp_path / "safe-archive"]
+    settings.csw_timeout_seconds = 5.0
+    return settings
 
 
 @pytest.fixture

@@ -13,15 +13,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def nbs_settings(settings, csw_url, nbs_file_server, tmp_path):
-    settings.csw_endpoints = [csw_url]
-    settings.download_hosts = [urlsplit(nbs_file_server.base_url).netloc]
-    settings.safe_roots = [tmp_path / "safe-archive"]
-    settings.csw_timeout_seconds = 5.0
-    return settings
-
-
-@pytest.fixture
 def nbs(client, nbs_settings, admin_headers):
     def _post(route: str, expected_status: int = 200, headers: dict | None = admin_headers, **body):
         response = client.post(f"/datasets/{route}", json={"wait": 90, **body}, headers=headers)
