@@ -185,7 +185,8 @@ class Stack:
         count = 0
         for child in self.snapshot_descendants():
             try:
-                if "prefect.engine" in " ".join(child.cmdline()):
+                command = " ".join(child.cmdline())
+                if "prefect.engine" in command or "flow_run_launcher" in command:  # one launcher per forked run
                     count += 1
             except psutil.Error:
                 pass

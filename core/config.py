@@ -12,7 +12,7 @@ from typing_extensions import Annotated
 
 SECRET_KEY_FILE = "secret_key"
 TASK_SETTINGS = ("artifact_ttl_hours", "archive_max_files", "archive_max_bytes", "archive_max_ratio", "temp_file_ttl_hours",
-                 "csw_timeout_seconds", "download_max_bytes")
+                 "csw_timeout_seconds", "download_max_bytes", "flow_heartbeats")
 LIST_TASK_SETTINGS = ("mount_roots", "safe_roots", "csw_endpoints", "download_hosts")
 NBS_CSW_ENDPOINT = "https://nbs.csw.met.no/csw"
 NBS_DOWNLOAD_HOSTS = ("nbs.met.no", "nbs.csw.met.no")
@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     default_user_storage_bytes: int | None = None
     work_pool: str = "georeg"
     work_pool_concurrency: int | None = Field(default=4, ge=1)
+    flow_forkserver: bool = True
+    flow_heartbeats: bool = False
     project_dir: Path | None = None
     mount_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)
     safe_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list)

@@ -58,8 +58,12 @@ def wait_for_api(api_url: str, *, timeout: float, alive: callable = lambda: True
 
 
 def engine_command() -> str:
-    """This interpreter running the Prefect engine: the command a worker of this install starts per flow run."""
-    return shlex.join([sys.executable, "-m", "prefect.engine"])
+    """The command a worker of this install starts per flow run: the flow-run launcher, which has the
+    run forked from the fork server when the worker's environment names one, and otherwise becomes
+    this interpreter running ``-m prefect.engine``."""
+    from georeg.deployments.forkserver import launcher_command
+
+    return shlex.join(launcher_command())
 
 
 def ensure_work_pool(api_url: str, name: str, concurrency_limit: int | None = None) -> None:

@@ -1,7 +1,7 @@
 """``georeg serve``: the embedded stack (Prefect server on SQLite, one worker, the API).
 
-Start order: registry bootstrap -> Prefect server -> work pool + deployments -> worker -> API.
-Stop order on Ctrl-C/SIGTERM (or when a child dies): API, worker, server.
+Start order: registry bootstrap -> Prefect server -> flow-run fork server -> work pool + deployments ->
+worker -> API. Stop order on Ctrl-C/SIGTERM (or when a child dies): API, worker, fork server, server.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import httpx
 from georeg.core.bootstrap import bootstrap
 from georeg.core.config import Settings
 from georeg.core.db import make_engine
+from georeg.deployments.forkserver import FlowForkServer
 from georeg.deployments.prefect_setup import SetupError, find_project_dir, prefect_env, register_all, wait_for_api
 from georeg.deployments.processes import ChildProcess
 
@@ -105,6 +106,7 @@ class Stack:
             }
         )
         self.children: list[ChildProcess] = []
+        self.forkserver: FlowForkServer | None = None
 
     def _child(self, name: str, command: list[str], *, log: bool = True, extra_env: dict | None = None) -> ChildProcess:
         env = {**self.env, **(extra_env or {})}
@@ -135,15 +137,28 @@ class Stack:
             wait_for_api(self.prefect_api_url, timeout=120, alive=server.alive)
         else:
             wait_for_api(self.prefect_api_url, timeout=30)
+        forkserver = None
+        if settings.flow_forkserver:
+            forkserver = FlowForkServer(env=self.env, cwd=self.project_dir, log_file=self.logs / "flow-forkserver.log")
+            forkserver.start()
+            self.forkserver = forkserver
+            self.children.append(forkserver.process)
         _say("deploying prefect.yaml")
         register_all(
             self.prefect_api_url, work_pool=settings.work_pool, project_dir=self.project_dir, env=self.env,
             log_file=self.logs / "deploy.log", concurrency_limit=settings.work_pool_concurrency,
         )
+        worker_env = {}
+        if forkserver is not None:
+            if forkserver.wait_ready():
+                worker_env = forkserver.worker_env
+            else:
+                _say(f"flow-run fork server not ready (log: {forkserver.process.log_file}); runs start the engine")
         self._child(
             "prefect-worker",
             [python, "-m", "prefect", "worker", "start", "--pool", settings.work_pool, "--type", "process",
              "--name", f"georeg-{socket.gethostname()}-{os.getpid()}"],
+            extra_env=worker_env,
         )
         api = self._child(
             "api",
@@ -162,6 +177,8 @@ class Stack:
                 _say(f"stopping {child.name}")
             child.stop()
         self.children.clear()
+        if self.forkserver is not None:
+            self.forkserver.stop()  # stopped already with the children: removes its socket directory
 
 
 def serve(settings: Settings | None = None) -> int:

@@ -28,7 +28,7 @@ def test_deploy_registers_pool_and_scheduled_cleanup(prefect_api_url, tmp_path):
     pool = httpx.get(f"{prefect_api_url}/work_pools/georeg", timeout=10).json()
     assert pool["type"] == "process" and pool["concurrency_limit"] == 4
     command = pool["base_job_template"]["variables"]["properties"]["command"]["default"]
-    assert command == engine_command(), "the worker starts the engine directly, not Prefect's workspace supervisor"
+    assert command == engine_command(), "the worker starts the flow-run launcher, not Prefect's workspace supervisor"
     deployment = httpx.get(f"{prefect_api_url}/deployments/name/cleanup/cleanup", timeout=10).json()
     assert deployment["schedules"][0]["schedule"]["cron"] == "17 3 * * *"
     assert deployment["pull_steps"] == [

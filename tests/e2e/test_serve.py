@@ -138,7 +138,10 @@ def test_serve_stack_round_trip_and_restart(tmp_path):
             assert bundle.read("imagery/scene.tif") == tif.read_bytes()
 
         children = stack.descendants()
-        assert len(children) >= 3
+        assert len(children) >= 4
+        forkserver = next(p for p in children if "georeg.deployments.forkserver" in " ".join(p.cmdline()))
+        assert "ready on" in (data_dir / "logs" / "flow-forkserver.log").read_text()
+        socket_dir = Path(forkserver.cmdline()[-1]).parent
     finally:
         code = stack.stop()
     assert code == 0, "\n".join(stack.lines)
@@ -146,6 +149,7 @@ def test_serve_stack_round_trip_and_restart(tmp_path):
     survivors = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert survivors == [], f"orphan processes: {[p.cmdline() for p in survivors]}"
     assert "stopping api" in "\n".join(stack.lines)
+    assert not socket_dir.exists(), "the fork server's socket directory is removed with the stack"
 
     second = ServeProcess(data_dir, api_port, prefect_port)
     try:

@@ -5,6 +5,7 @@ Loaded by path by the worker, so it imports only ``georeg``.
 
 from __future__ import annotations
 
+import os
 import time
 
 from pydantic import BaseModel, Field
@@ -50,13 +51,31 @@ def _fail(context: ToolContext, params: FailParams) -> ToolOutcome:
     return ToolOutcome(result={"ok": True})
 
 
+class ProcessParams(BaseModel):
+    pass
+
+
+def _process(context: ToolContext, params: ProcessParams) -> ToolOutcome:
+    """Where the run executes: its process, parent, session, working directory, registry settings and
+    Prefect's heartbeat setting."""
+    from prefect.settings import get_current_settings
+
+    return ToolOutcome(result={"pid": os.getpid(), "ppid": os.getppid(), "sid": os.getsid(0), "cwd": os.getcwd(),
+                               "data_dir": os.environ.get("GEOREG_DATA_DIR"),
+                               "database_url": os.environ.get("GEOREG_DATABASE_URL"),
+                               "heartbeat_frequency": get_current_settings().flows.heartbeat_frequency})
+
+
 SLEEP = Tool(id="test-sleep", version="1", title="Sleep", description="test only", parameters=SleepParams, run=_sleep)
 LOG_LINES = Tool(id="test-log-lines", version="1", title="Log lines", description="test only",
                  parameters=LogLinesParams, run=_log_lines)
 FAIL = Tool(id="test-fail", version="1", title="Fail", description="test only", parameters=FailParams, run=_fail,
             required_access=Permission.write)
-TEST_TOOLS = (SLEEP, LOG_LINES, FAIL)
+PROCESS = Tool(id="test-process", version="1", title="Process", description="test only", parameters=ProcessParams,
+               run=_process)
+TEST_TOOLS = (SLEEP, LOG_LINES, FAIL, PROCESS)
 
 test_sleep = tool_flow(SLEEP)
 test_log_lines = tool_flow(LOG_LINES)
 test_fail = tool_flow(FAIL)
+test_process = tool_flow(PROCESS)
