@@ -18,6 +18,7 @@ RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 RETRY_FIRST_DELAY = 0.25
 RETRY_MAX_DELAY = 4.0
 WRITE_TIMEOUT = httpx.Timeout(30.0, pool=60.0)
+WRITE_QUEUE_SECONDS = 600.0
 
 
 class FlowRunInfo(BaseModel):
@@ -63,21 +64,32 @@ class PrefectClient:
                        **kwargs) -> httpx.Response:  # noqa: ANN003
         """One call, retried on connection errors, timeouts, 429 and 5xx answers with capped exponential
         back-off and jitter (``Retry-After`` honoured) for up to ``retry_seconds`` (default: the read
-        budget); a ``write`` waits for the other writes. Every call made here is idempotent, run
-        creation through its idempotency key."""
-        if write:
-            kwargs.setdefault("timeout", WRITE_TIMEOUT)  # a busy SQLite server may hold a write ~30 s
+        budget). A ``write`` first queues behind the other writes (for up to ``WRITE_QUEUE_SECONDS``;
+        the queue does not count against its budget) and holds the queue while it retries: a busy
+        server is not helped by the next write. Every call made here is idempotent, run creation
+        through its idempotency key."""
+        budget = self.read_retry_seconds if retry_seconds is None else retry_seconds
+        if not write:
+            return await self._attempts(method, url, budget, kwargs)
+        kwargs.setdefault("timeout", WRITE_TIMEOUT)  # a busy SQLite server may hold a write ~30 s
+        try:
+            await asyncio.wait_for(self._writes.acquire(), timeout=WRITE_QUEUE_SECONDS)
+        except TimeoutError as exc:
+            raise ServiceUnavailable(f"Prefect API busy: {WRITE_QUEUE_SECONDS:.0f} s in the write queue",
+                                     code="prefect_unavailable") from exc
+        try:
+            return await self._attempts(method, url, budget, kwargs)
+        finally:
+            self._writes.release()
+
+    async def _attempts(self, method: str, url: str, budget: float, kwargs: dict) -> httpx.Response:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + (self.read_retry_seconds if retry_seconds is None else retry_seconds)
+        deadline = loop.time() + budget
         delay = RETRY_FIRST_DELAY
         while True:
             retry_after = None
             try:
-                if write:
-                    async with self._writes:
-                        response = await self._client.request(method, url, **kwargs)
-                else:
-                    response = await self._client.request(method, url, **kwargs)
+                response = await self._client.request(method, url, **kwargs)
             except httpx.HTTPError as exc:
                 failure = f"Prefect API unreachable: {exc.__class__.__name__}: {exc}"
             else:

@@ -153,7 +153,7 @@ def prefect_env(*, api_url: str, prefect_home: Path, base: dict[str, str] | None
             "PREFECT_API_URL": api_url,
             "PREFECT_HOME": str(prefect_home),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_WORKER_QUERY_SECONDS": env.get("PREFECT_WORKER_QUERY_SECONDS", "1"),
+            "PREFECT_WORKER_QUERY_SECONDS": env.get("PREFECT_WORKER_QUERY_SECONDS", "0.5"),
             "PREFECT_WORKER_PREFETCH_SECONDS": env.get("PREFECT_WORKER_PREFETCH_SECONDS", "5"),
             "PREFECT_CLI_COLORS": "false",
             # a busy server (SQLite under a burst) answers 503: retry for ~4 min (2 s, 4 s, ... 128 s)

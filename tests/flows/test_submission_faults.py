@@ -8,8 +8,10 @@ answers 503 anyway, as a server that stored the run but lost its answer does ("l
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -36,7 +38,7 @@ Rule = Callable[[str, str, int], "str | None"]
 
 class FaultyProxy:
     """Forwards to ``upstream``; ``rule(method, path, nth call of that path)`` may return "refuse",
-    "refuse-429" or "lose_answer". Every request body is kept in ``seen``."""
+    "refuse-429", "lose_answer" or "slow" (forwarded after 1 s). Every request body is kept in ``seen``."""
 
     def __init__(self, upstream: str):
         self.upstream = upstream.rstrip("/")
@@ -56,6 +58,8 @@ class FaultyProxy:
                     proxy.seen.append((self.command, path, body))
                     nth = sum(1 for m, p, _ in proxy.seen if m == self.command and p == path)
                 action = proxy.rule(self.command, path, nth)
+                if action == "slow":
+                    time.sleep(1.0)
                 if action in ("refuse", "refuse-429"):
                     status = 429 if action == "refuse-429" else 503
                     return self._answer(status, b'{"exception_message": "Service Unavailable"}', {"Retry-After": "0.2"})
@@ -205,3 +209,25 @@ def test_failing_polls_leave_a_waited_job_accepted(nbs_settings, faulty_client, 
     assert job["status"] in ("Scheduled", "Enqueued", "Processing") and job["job_id"]
     proxy.rule = lambda method, path, nth: None
     assert wait_for_state(faulty_client, job["status_url"], ds, DONE)["state"] == "Succeeded"
+
+
+def test_writes_queue_without_spending_their_retry_budget(proxy):
+    """Three writes at once to a server taking 1 s each: they go out one at a time, and the last one,
+    refused once after 2 s in the queue, is still retried within its own 1.5 s budget."""
+    from georeg.api.prefect_client import PrefectClient
+
+    proxy.rule = lambda method, path, nth: ("refuse" if nth == 3 else "slow") if path.endswith("/flow_runs/filter") \
+        else None
+
+    async def three_writes() -> list[int]:
+        client = PrefectClient(proxy.url, read_retry_seconds=1.5)
+        try:
+            responses = await asyncio.gather(*(client._request("POST", "/flow_runs/filter", write=True, json={"limit": 1})
+                                               for _ in range(3)))
+            return [response.status_code for response in responses]
+        finally:
+            await client.aclose()
+
+    started = time.monotonic()
+    assert asyncio.run(three_writes()) == [200, 200, 200]
+    assert time.monotonic() - started >= 3.0, "one at a time"
