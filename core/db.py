@@ -15,6 +15,13 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SEARCH_INDEX_TABLE = "rasters_search"  # SQLite FTS5 table (and its shadow tables), kept by triggers, not a model
+
+
+def is_model_table(name: str | None, type_: str, _parent_names: object = None) -> bool:
+    """For Alembic's ``include_name``: False for the database-managed search index tables, which no model
+    describes, so that comparing models and database ignores them."""
+    return not (type_ == "table" and name is not None and name.startswith(SEARCH_INDEX_TABLE))
 
 
 def make_engine(url: str) -> Engine:

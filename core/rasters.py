@@ -9,7 +9,7 @@ import rasterio
 from pydantic import BaseModel
 from rasterio.errors import RasterioError
 from rasterio.warp import transform as warp_transform
-from sqlalchemy import and_, func, or_
+from sqlalchemy import and_, func, literal_column, or_, table
 from sqlmodel import Session, select
 
 from georeg.core.config import Settings
@@ -164,6 +164,25 @@ def _bbox_filter(minx: float, miny: float, maxx: float, maxy: float):  # noqa: A
     return and_(y_overlap, x_overlap)
 
 
+FTS_MIN_CHARS = 3  # the trigram tokenizer matches substrings of at least one trigram
+
+
+def _text_match(session: Session, q: str):  # noqa: ANN202
+    """``q`` as a case-insensitive substring of ``search_text``: the trigram GIN index on PostgreSQL, the FTS5
+    trigram table ``rasters_search`` on SQLite (as ``+id IN (...)``, so that SQLite still walks the listing index
+    in the requested order and stops after the page instead of sorting every hit); queries shorter than a
+    trigram scan the narrow ``search_text`` index."""
+    needle = q.lower()
+    if session.get_bind().dialect.name != "sqlite":
+        return Raster.search_text.contains(needle, autoescape=True)
+    if len(needle) < FTS_MIN_CHARS:
+        return Raster.id.in_(select(Raster.id).where(Raster.search_text.contains(needle, autoescape=True)))
+    phrase = '"' + needle.replace('"', '""') + '"'
+    hits = select(literal_column("rowid")).select_from(table("rasters_search")).where(
+        literal_column("rasters_search").op("MATCH")(phrase))
+    return literal_column("+rasters.id").in_(hits)
+
+
 def search_rasters(session: Session, *, q: str | None = None, platform: str | None = None, source: str | None = None,
                    bbox: str | None = None, start: datetime | None = None, end: datetime | None = None,
                    sort: str = "-created", limit: int = 25, offset: int = 0) -> tuple[list[Raster], int]:
@@ -174,8 +193,8 @@ def search_rasters(session: Session, *, q: str | None = None, platform: str | No
         raise InvalidInput(f"unknown sort {sort!r}; use one of {', '.join(SORTS)} (prefix '-' for descending)",
                            code="invalid_sort")
     filters = []
-    if q:  # as a subquery, so that SQLite scans the narrow search_text index rather than the rows
-        filters.append(Raster.id.in_(select(Raster.id).where(Raster.search_text.contains(q.lower(), autoescape=True))))
+    if q:
+        filters.append(_text_match(session, q))
     if platform:
         prefix = platform.upper()  # platforms are stored upper-case; a range keeps the prefix test on an index
         filters.append(and_(Raster.platform >= prefix, Raster.platform < prefix[:-1] + chr(ord(prefix[-1]) + 1)))
@@ -190,10 +209,7 @@ def search_rasters(session: Session, *, q: str | None = None, platform: str | No
     descending = sort.startswith("-")
     order = [column.desc() if descending else column.asc() for column in (SORTS[field], Raster.id)]
     count = select(func.count()).select_from(Raster).where(*filters)
-    if q:  # the text match is a scan: the same pass yields the total, through a window
-        page = select(Raster.id, func.count().over().label("total"))
-    else:
-        page = select(Raster.id, count.scalar_subquery().label("total"))
+    page = select(Raster.id, count.scalar_subquery().label("total"))
     page = page.where(*filters).order_by(*order).offset(offset).limit(limit).subquery()
     hits = session.exec(select(Raster, page.c.total).join(page, Raster.id == page.c.id).order_by(*order)).all()
     if hits:

@@ -7,6 +7,7 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 
 import georeg.core.models  # noqa: F401  (registers the tables)
+from georeg.core.db import is_model_table
 
 target_metadata = SQLModel.metadata
 config = context.config
@@ -18,6 +19,7 @@ def _run(connection) -> None:  # noqa: ANN001
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=is_model_table,
     )
     with context.begin_transaction():
         context.run_migrations()
