@@ -7,6 +7,7 @@ platform and date taken from the product name.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -85,6 +86,21 @@ def parse_product(raw: str) -> ProductName:
     if ANY_SENTINEL.match(name):
         raise UnsupportedProduct(f"unsupported product type: {name} (Sentinel-1 GRD, Sentinel-2 L1C/L2A only)")
     raise InvalidInput(f"{raw!r} is not a Sentinel product name", code="invalid_product_name")
+
+
+def select_products(requested: list[str] | None, *, default: Iterable[str], normalize: Callable[[str], str],
+                    check: Callable[[str, str], None]) -> list[str]:
+    """The requested outputs of a product, normalized, checked (``check(raw, value)`` raises
+    :class:`InvalidInput`) and without repeats, in the order asked; ``default`` when none are asked."""
+    if not requested:
+        return list(default)
+    chosen: list[str] = []
+    for raw in requested:
+        value = normalize(raw)
+        check(raw, value)
+        if value not in chosen:
+            chosen.append(value)
+    return chosen
 
 
 def _roots(roots: list[Path]) -> list[Path]:

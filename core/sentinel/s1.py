@@ -41,7 +41,7 @@ from georeg.core.sentinel.imaging import (
     strips,
 )
 from georeg.core.sentinel.models import S1_PRODUCT_PREFIX, BandStretch, PlannedOutput, SafeOutput, SafeParameters
-from georeg.core.sentinel.products import ProductName
+from georeg.core.sentinel.products import ProductName, select_products
 
 MEASUREMENT = re.compile(r"measurement/(?P<stem>s1[a-d]-[a-z0-9]+-grd-(?P<pol>hh|hv|vv|vh)-[a-z0-9-]+)\.tiff?")
 POLARISATIONS = ("VV", "VH", "HH", "HV")
@@ -50,20 +50,16 @@ IN_MEMORY_PIXELS = 100_000_000
 
 
 def _selected(requested: list[str] | None, parsed: ProductName) -> list[str]:
-    if not requested:
-        return list(parsed.polarisations)
-    chosen: list[str] = []
-    for raw in requested:
-        value = raw.strip().upper().removeprefix(S1_PRODUCT_PREFIX.upper())
+    def check(raw: str, value: str) -> None:
         if value not in POLARISATIONS:
             raise InvalidInput(f"unknown Sentinel-1 product {raw!r}; use a polarisation ({', '.join(POLARISATIONS)}) "
                                f"or amplitude_<pol>", code="unknown_product")
         if value not in parsed.polarisations:
             raise InvalidInput(f"{parsed.name} has no {value} polarisation (it has {', '.join(parsed.polarisations)})",
                                code="unknown_product")
-        if value not in chosen:
-            chosen.append(value)
-    return chosen
+
+    return select_products(requested, default=parsed.polarisations, check=check,
+                           normalize=lambda raw: raw.strip().upper().removeprefix(S1_PRODUCT_PREFIX.upper()))
 
 
 def plan_outputs(archive: SafeArchive, parsed: ProductName, requested: list[str] | None,

@@ -35,7 +35,7 @@ from georeg.core.sentinel.imaging import (
     strips,
 )
 from georeg.core.sentinel.models import S2_COMBINATIONS, BandStretch, PlannedOutput, SafeOutput, SafeParameters
-from georeg.core.sentinel.products import ProductName
+from georeg.core.sentinel.products import ProductName, select_products
 
 BAND_FILE = re.compile(r"GRANULE/(?P<granule>[^/]+)/IMG_DATA/(?:R(?P<folder>10|20|60)m/)?[^/]+?"
                        r"_(?P<band>B(?:0[1-9]|1[0-2]|8A))(?:_(?P<res>10|20|60)m)?\.jp2")
@@ -57,17 +57,12 @@ def granule_bands(archive: SafeArchive) -> dict[str, dict[str, tuple[int, str]]]
 
 
 def _selected(requested: list[str] | None) -> list[str]:
-    if not requested:
-        return list(S2_COMBINATIONS)
-    chosen: list[str] = []
-    for raw in requested:
-        value = raw.strip().lower()
+    def check(raw: str, value: str) -> None:
         if value not in S2_COMBINATIONS:
             raise InvalidInput(f"unknown Sentinel-2 product {raw!r}; use one of {', '.join(S2_COMBINATIONS)}",
                                code="unknown_product")
-        if value not in chosen:
-            chosen.append(value)
-    return chosen
+
+    return select_products(requested, default=S2_COMBINATIONS, check=check, normalize=lambda raw: raw.strip().lower())
 
 
 def plan_outputs(archive: SafeArchive, parsed: ProductName, requested: list[str] | None,
