@@ -61,13 +61,32 @@ def running_api(tmp: Path, *, env: dict[str, str] | None = None, startup_timeout
                 time.sleep(0.1)
         yield base_url
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=15)
+        stop_process(process)
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    """SIGTERM, wait up to 15 s, then SIGKILL."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+
+
+def write_random(path: Path, size: int, *, durable: bool = False) -> None:
+    """``size`` random bytes into ``path`` in 1 MiB pieces (fsynced if ``durable``)."""
+    with open(path, "wb") as handle:
+        remaining = size
+        while remaining > 0:
+            n = min(2**20, remaining)
+            handle.write(os.urandom(n))
+            remaining -= n
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
 
 
 def upload_file(base_url: str, token: str, url_path: str, path: Path, *, fields: dict[str, str] | None = None,

@@ -63,7 +63,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from bench._common import check, env_int, free_port
+from bench._common import check, env_int, free_port, write_random
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_ROOT = PROJECT_ROOT / ".bench"
@@ -100,15 +100,6 @@ def _parse_time(value: str | None) -> datetime | None:
 
 def _mb_per_s(nbytes: int, seconds: float) -> float:
     return nbytes / MB / seconds if seconds > 0 else float("inf")
-
-
-def _write_random(path: Path, size: int) -> None:
-    with open(path, "wb") as handle:
-        remaining = size
-        while remaining > 0:
-            n = min(CHUNK, remaining)
-            handle.write(os.urandom(n))
-            remaining -= n
 
 
 # --------------------------------------------------------------------------- the stack
@@ -489,7 +480,7 @@ def _zip_throughput(api: Api, stack: Stack, tmp: Path, files: int, file_mb: int,
     upload_started = time.perf_counter()
     for index in range(files):
         src = src_dir / f"f{index:03d}.bin"
-        _write_random(src, file_mb * MB)
+        write_random(src, file_mb * MB)
         entry = api.upload_file(ds, f"data/f{index:03d}.bin", src)
         payload += entry["size"]
         src.unlink()

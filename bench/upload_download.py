@@ -40,7 +40,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
-from bench._common import check, env_int, free_port, upload_file
+from bench._common import check, env_int, free_port, stop_process, upload_file, write_random
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_ROOT = PROJECT_ROOT / ".bench"
@@ -70,17 +70,6 @@ def _sha256(path: Path) -> str:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _write_random(path: Path, size: int) -> None:
-    with open(path, "wb") as handle:
-        remaining = size
-        while remaining > 0:
-            n = min(CHUNK, remaining)
-            handle.write(os.urandom(n))
-            remaining -= n
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 def _unlink(*paths: Path) -> None:
@@ -130,17 +119,6 @@ def _wait_ready(process: subprocess.Popen, base_url: str, log_path: Path) -> flo
             pass
         time.sleep(0.1)
     raise RuntimeError(f"API server not ready after {STARTUP_TIMEOUT:.0f} s:\n{_log_tail(log_path)}")
-
-
-def _stop_server(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=15)
 
 
 
@@ -248,13 +226,13 @@ def run() -> dict:
             check(client.post(f"/orgs/{ORG}/ds", json={"slug": DATASET, "visibility": "private"}), "create dataset")
 
             src = tmp / "src.bin"
-            _write_random(src, size)
+            write_random(src, size, durable=True)
             expected_sha = _sha256(src)  # also leaves src in the page cache for both sides
             print(f"file         : {size_mb} MB of random bytes ({size} bytes), {runs} run(s) per side")
 
             # Warm-up (untimed): first request on each route, lazy imports, connection set-up; one copy.
             warm = tmp / "warm.bin"
-            _write_random(warm, MB)
+            write_random(warm, MB, durable=True)
             _georeg_once(client, warm, tmp / "warm.out", _sha256(warm), MB)
             _unlink(warm)
 
@@ -268,7 +246,7 @@ def run() -> dict:
                 georeg_pairs.append(_georeg_once(client, src, tmp / "down.bin", expected_sha, size))
     finally:
         if process is not None:
-            _stop_server(process)
+            stop_process(process)
         shutil.rmtree(tmp, ignore_errors=True)
         try:
             BENCH_ROOT.rmdir()  # only when empty
