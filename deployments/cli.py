@@ -56,7 +56,6 @@ def main(argv: list[str] | None = None) -> int:
             names = register_all(
                 api_url, work_pool=settings.work_pool, project_dir=find_project_dir(settings.project_dir),
                 env=prefect_env(api_url=api_url, prefect_home=settings.prefect_home),
-                concurrency_limit=settings.work_pool_concurrency,
             )
         except SetupError as exc:
             print(f"georeg deploy failed: {exc}", file=sys.stderr)

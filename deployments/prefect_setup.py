@@ -66,18 +66,23 @@ def engine_command() -> str:
     return shlex.join(launcher_command())
 
 
-def ensure_work_pool(api_url: str, name: str, concurrency_limit: int | None = None) -> None:
-    """Create the process work pool (or refresh its base job template and concurrency limit).
+def ensure_work_pool(api_url: str, name: str) -> None:
+    """Create the process work pool (or refresh its base job template), without a concurrency limit.
 
-    The pool's default command starts the engine with this interpreter (like the deployments' pull
-    step names this project directory, the worker is expected on this machine). Without a command a
-    process worker starts Prefect's workspace supervisor, which prepares the run and then execs the
-    engine in a second fresh interpreter: two Python starts and Prefect imports per run, about
-    2 s more before the run is Running; the engine started directly runs the pull steps itself.
+    The pool's default command is the flow-run launcher (see :func:`engine_command`; the worker is
+    expected on this machine, like the deployments' pull step names this project directory). Without
+    a command a process worker starts Prefect's workspace supervisor, which prepares the run and then
+    execs the engine in a second fresh interpreter: two Python starts and Prefect imports per run.
+
+    Concurrency is the worker's (``prefect worker start --limit``, see :func:`worker_command`), not the
+    pool's: the server-side slot leasing of a pool limit stalled the embedded SQLite server for 60 s at
+    a time under a burst (writers waiting out SQLite's busy timeout), while the worker's own limit
+    leaves the runs Scheduled at no cost to the server. A limit left on the pool by an older georeg
+    is cleared here.
     """
     template = json.loads(BASE_JOB_TEMPLATE.read_text())
     template["variables"]["properties"]["command"]["default"] = engine_command()
-    settings = {"base_job_template": template, "concurrency_limit": concurrency_limit}
+    settings = {"base_job_template": template, "concurrency_limit": None}
     try:
         with httpx.Client(base_url=api_url, timeout=30) as client:
             response = client.post("/work_pools/", json={"name": name, "type": "process", **settings})
@@ -112,12 +117,18 @@ def verify_deployments(api_url: str, expected: list[str]) -> list[str]:
     return missing
 
 
+def worker_command(*, work_pool: str, name: str, limit: int | None) -> list[str]:
+    """A process worker of this install on ``work_pool`` running at most ``limit`` flow runs at once."""
+    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", work_pool, "--type", "process",
+               "--name", name]
+    return command + (["--limit", str(limit)] if limit else [])
+
+
 def register_all(
     api_url: str, *, work_pool: str, project_dir: Path, env: dict[str, str], log_file: Path | None = None,
-    concurrency_limit: int | None = None,
 ) -> list[str]:
     """Work pool, then every prefect.yaml deployment, then a check that each one exists on the server."""
-    ensure_work_pool(api_url, work_pool, concurrency_limit)
+    ensure_work_pool(api_url, work_pool)
     deploy_all(project_dir, env, log_file=log_file)
     expected = declared_deployments(project_dir)
     missing = verify_deployments(api_url, expected)

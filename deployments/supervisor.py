@@ -20,7 +20,9 @@ from georeg.core.bootstrap import bootstrap
 from georeg.core.config import Settings
 from georeg.core.db import make_engine
 from georeg.deployments.forkserver import FlowForkServer
-from georeg.deployments.prefect_setup import SetupError, find_project_dir, prefect_env, register_all, wait_for_api
+from georeg.deployments.prefect_setup import (
+    SetupError, find_project_dir, prefect_env, register_all, wait_for_api, worker_command,
+)
 from georeg.deployments.processes import ChildProcess
 
 READY_LINE = "georeg: ready"
@@ -146,7 +148,7 @@ class Stack:
         _say("deploying prefect.yaml")
         register_all(
             self.prefect_api_url, work_pool=settings.work_pool, project_dir=self.project_dir, env=self.env,
-            log_file=self.logs / "deploy.log", concurrency_limit=settings.work_pool_concurrency,
+            log_file=self.logs / "deploy.log",
         )
         worker_env = {}
         if forkserver is not None:
@@ -156,8 +158,8 @@ class Stack:
                 _say(f"flow-run fork server not ready (log: {forkserver.process.log_file}); runs start the engine")
         self._child(
             "prefect-worker",
-            [python, "-m", "prefect", "worker", "start", "--pool", settings.work_pool, "--type", "process",
-             "--name", f"georeg-{socket.gethostname()}-{os.getpid()}"],
+            worker_command(work_pool=settings.work_pool, name=f"georeg-{socket.gethostname()}-{os.getpid()}",
+                           limit=settings.work_pool_concurrency),
             extra_env=worker_env,
         )
         api = self._child(

@@ -26,7 +26,7 @@ def test_deploy_registers_pool_and_scheduled_cleanup(prefect_api_url, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cleanup/cleanup" in result.stdout
     pool = httpx.get(f"{prefect_api_url}/work_pools/georeg", timeout=10).json()
-    assert pool["type"] == "process" and pool["concurrency_limit"] == 4
+    assert pool["type"] == "process" and pool["concurrency_limit"] is None, "the worker limits concurrency"
     command = pool["base_job_template"]["variables"]["properties"]["command"]["default"]
     assert command == engine_command(), "the worker starts the flow-run launcher, not Prefect's workspace supervisor"
     deployment = httpx.get(f"{prefect_api_url}/deployments/name/cleanup/cleanup", timeout=10).json()
@@ -34,8 +34,11 @@ def test_deploy_registers_pool_and_scheduled_cleanup(prefect_api_url, tmp_path):
     assert deployment["pull_steps"] == [
         {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
     ]
+    httpx.patch(f"{prefect_api_url}/work_pools/georeg", json={"concurrency_limit": 4}, timeout=10).raise_for_status()
     again = _run_deploy(prefect_api_url, tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
+    assert httpx.get(f"{prefect_api_url}/work_pools/georeg", timeout=10).json()["concurrency_limit"] is None, \
+        "a pool limit left by an older georeg is cleared"
 
 
 def test_deploy_reports_an_unreachable_server(tmp_path):

@@ -140,6 +140,8 @@ def test_serve_stack_round_trip_and_restart(tmp_path):
         children = stack.descendants()
         assert len(children) >= 4
         forkserver = next(p for p in children if "georeg.deployments.forkserver" in " ".join(p.cmdline()))
+        worker = next(p for p in children if "worker" in p.cmdline() and "start" in p.cmdline())
+        assert worker.cmdline()[-2:] == ["--limit", "4"], "GEOREG_WORK_POOL_CONCURRENCY is the worker's limit"
         assert "ready on" in (data_dir / "logs" / "flow-forkserver.log").read_text()
         socket_dir = Path(forkserver.cmdline()[-1]).parent
     finally:

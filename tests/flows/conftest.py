@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from georeg.api.app import create_app
 from georeg.core.tasks import ToolRegistry, default_registry
 from georeg.deployments.forkserver import FlowForkServer
-from georeg.deployments.prefect_setup import prefect_env, register_all, register_deployment
+from georeg.deployments.prefect_setup import prefect_env, register_all, register_deployment, worker_command
 from georeg.deployments.processes import ChildProcess
 from tests.flows.tooling import TEST_TOOLS
 
@@ -63,8 +63,7 @@ def task_worker(prefect_api_url: str, worker_home: WorkerHome, task_forkserver: 
     for tool in TEST_TOOLS:
         register_deployment(prefect_api_url, flow_name=tool.id, name=tool.id, project_dir=ROOT, work_pool="georeg",
                             entrypoint=f"tests/flows/tooling.py:{tool.id.replace('-', '_')}")
-    worker = ChildProcess("test-worker", [sys.executable, "-m", "prefect", "worker", "start", "--pool", "georeg",
-                                          "--type", "process", "--name", f"test-worker-{os.getpid()}"],
+    worker = ChildProcess("test-worker", worker_command(work_pool="georeg", name=f"test-worker-{os.getpid()}", limit=4),
                           env={**env, **task_forkserver.worker_env}, cwd=ROOT, log_file=home / "worker.log")
     worker.start()
     try:
