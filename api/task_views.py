@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import datetime, timedelta
 
 from sqlmodel import Session
 
 from georeg.api.prefect_client import PrefectClient
-from georeg.core.errors import InvalidInput
+from georeg.core.errors import InvalidInput, ServiceUnavailable
 from georeg.core.models import Dataset, Organization, Task, User
 from georeg.core.tasks import ACTIVE_STATES, TaskState, map_prefect_state
 from georeg.core.timeutil import as_utc, utcnow
+
+logger = logging.getLogger(__name__)
 
 LOG_REREAD = timedelta(seconds=3)
 LOG_TAIL = 200
@@ -58,6 +61,27 @@ async def refresh_states(session: Session, client: PrefectClient, tasks: list[Ta
                 task.error = run.state_message or "the flow run failed"
         session.add(task)
     session.commit()
+
+
+async def refresh_states_for_reading(session: Session, client: PrefectClient, tasks: list[Task]) -> bool:
+    """:func:`refresh_states` for views that only read: when Prefect cannot answer, the cached states are
+    shown (they go stale only towards "active") instead of an error. False when they could not be refreshed."""
+    try:
+        await refresh_states(session, client, tasks)
+    except ServiceUnavailable as exc:
+        session.rollback()
+        logger.info("task states not refreshed, showing cached ones: %s", exc)
+        return False
+    return True
+
+
+async def log_tail_for_reading(client: PrefectClient, task: Task) -> tuple[list[str], str | None]:
+    """:func:`log_tail`, or no lines when Prefect cannot answer."""
+    try:
+        return await log_tail(client, task)
+    except ServiceUnavailable as exc:
+        logger.info("task %s: log tail not read: %s", task.id, exc)
+        return [], None
 
 
 def encode_cursor(watermark: datetime | None, seen: list[str]) -> str:

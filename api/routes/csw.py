@@ -8,7 +8,6 @@ their job: 200 with the registered datasets when it finished, 202 with the job t
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from typing import Literal
 
@@ -20,12 +19,12 @@ from sqlmodel import Session, select
 
 from georeg.api.deps import ActorDep, CurrentUser, SessionDep, SettingsDep, ToolsDep
 from georeg.api.routes.raster_jobs import start_registry_job
-from georeg.api.task_views import refresh_states
+from georeg.api.task_views import refresh_states_for_reading
 from georeg.core import styles
 from georeg.core.access import Actor, require_user
 from georeg.core.config import Settings
 from georeg.core.csw import CswClient, CswPage, CswQuery, CswRecord
-from georeg.core.errors import GeoregError, InvalidInput, ServiceUnavailable, UpstreamError
+from georeg.core.errors import GeoregError, InvalidInput, UpstreamError
 from georeg.core.ingest import IngestMode, plan_ingest, select_references
 from georeg.core.models import Raster, Task
 from georeg.core.netcdf_geotiff import plan_netcdf
@@ -38,7 +37,6 @@ from georeg.core.tools.sentinel_safe import SentinelSafeParams, plan_for
 router = APIRouter(tags=["datasets (CSW and Sentinel)"])
 MAX_WAIT_SECONDS = 600.0
 POLL_SECONDS = 0.5
-logger = logging.getLogger(__name__)
 
 
 class RecordRequest(BaseModel):
@@ -75,11 +73,7 @@ async def wait_for_job(request: Request, session: Session, task: Task, wait: flo
     an error answer."""
     deadline = time.monotonic() + wait
     while True:
-        try:
-            await refresh_states(session, request.app.state.prefect, [task])
-        except ServiceUnavailable as exc:
-            session.rollback()
-            logger.info("job %s: state poll failed, still waiting: %s", task.id, exc)
+        await refresh_states_for_reading(session, request.app.state.prefect, [task])
         if TaskState(task.state).is_terminal or time.monotonic() >= deadline:
             return task
         await asyncio.sleep(POLL_SECONDS)

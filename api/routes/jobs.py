@@ -9,7 +9,7 @@ from sqlmodel import Session
 
 from georeg.api.deps import ActorDep, AdminUser, CurrentUser, SessionDep, SettingsDep
 from georeg.api.routes.tasks import cancel_or_delete
-from georeg.api.task_views import job_view, refresh_states, task_view
+from georeg.api.task_views import job_view, refresh_states_for_reading, task_view
 from georeg.core.access import Actor
 from georeg.core.errors import NotFound
 from georeg.core.models import Dataset, Organization, Task, User
@@ -39,7 +39,7 @@ async def all_tasks(
     user_id = None
     if userId:
         user_id = user_repo.get_user(session, username=userId).id
-    await refresh_states(session, request.app.state.prefect, task_repo.active_tasks(session, user_id=user_id))
+    await refresh_states_for_reading(session, request.app.state.prefect, task_repo.active_tasks(session, user_id=user_id))
     rows, total = task_repo.list_tasks(session, user_id=user_id, tool_id=toolId, state=state.value if state else None,
                                        skip=skip, take=take)
     places = _places(session, rows)
@@ -63,7 +63,7 @@ async def list_jobs(
 ) -> dict:
     """The caller's jobs (all jobs for admins), newest first, with a total."""
     user_id = _visible_user_id(actor)
-    await refresh_states(session, request.app.state.prefect, task_repo.active_tasks(session, user_id=user_id))
+    await refresh_states_for_reading(session, request.app.state.prefect, task_repo.active_tasks(session, user_id=user_id))
     rows, total = task_repo.list_tasks(session, user_id=user_id, tool_id=tool_id,
                                        state=status.value if status else None, skip=offset, take=limit)
     places = _places(session, rows)
@@ -85,7 +85,7 @@ def _job(session: Session, actor: Actor, job_id: str) -> Task:
 @router.get("/datasets/jobs/{job_id}")
 async def get_job(job_id: str, request: Request, session: SessionDep, actor: ActorDep, _: CurrentUser) -> dict:
     task = _job(session, actor, job_id)
-    await refresh_states(session, request.app.state.prefect, [task])
+    await refresh_states_for_reading(session, request.app.state.prefect, [task])
     org, dataset = _places(session, [task])[task.dataset_id]
     return job_view(task, org=org, dataset=dataset)
 

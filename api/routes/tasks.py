@@ -17,7 +17,9 @@ from sqlmodel import Session
 from georeg.api.deps import ActorDep, SessionDep, SettingsDep, ToolsDep
 from georeg.api.downloads import LargeChunkFileResponse
 from georeg.api.launcher import launch
-from georeg.api.task_views import iso, log_tail, read_log, refresh_states, task_view
+from georeg.api.task_views import (
+    iso, log_tail_for_reading, read_log, refresh_states, refresh_states_for_reading, task_view,
+)
 from georeg.core.access import Actor, dataset_permission, require_user
 from georeg.core.errors import (
     Conflict,
@@ -65,8 +67,8 @@ def _validated_parameters(tool: Tool, parameters: dict) -> dict:
 
 async def view(request: Request, session: Session, task: Task, org: Organization, dataset: Dataset) -> dict:
     client = request.app.state.prefect
-    await refresh_states(session, client, [task])
-    tail, cursor = await log_tail(client, task)
+    await refresh_states_for_reading(session, client, [task])
+    tail, cursor = await log_tail_for_reading(client, task)
     user = session.get(User, task.user_id) if task.user_id else None
     return task_view(task, org=org, dataset=dataset, user=user, log_tail=tail, log_cursor=cursor)
 
@@ -177,7 +179,8 @@ async def list_dataset_tasks(
     skip: Annotated[int, Query(ge=0)] = 0, take: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict:
     org, dataset = load_dataset(session, actor=actor, org_slug=orgSlug, ds_slug=dsSlug, need=Permission.read)
-    await refresh_states(session, request.app.state.prefect, task_repo.active_tasks(session, dataset_id=dataset.id))
+    await refresh_states_for_reading(session, request.app.state.prefect,
+                                     task_repo.active_tasks(session, dataset_id=dataset.id))
     rows, total = task_repo.list_tasks(session, dataset_id=dataset.id, tool_id=toolId,
                                        state=state.value if state else None, skip=skip, take=take)
     users = {u.id: u for u in (session.get(User, t.user_id) for t in rows if t.user_id) if u}

@@ -231,3 +231,18 @@ def test_writes_queue_without_spending_their_retry_budget(proxy):
     started = time.monotonic()
     assert asyncio.run(three_writes()) == [200, 200, 200]
     assert time.monotonic() - started >= 3.0, "one at a time"
+
+
+def test_views_show_cached_states_while_prefect_cannot_answer(faulty_client, ds, proxy, task_worker):
+    """Listing and reading tasks and jobs only read: with every Prefect read refused they answer 200 with
+    the states last seen, not 503."""
+    task = submit(faulty_client, ds).json()
+    proxy.rule = lambda method, path, nth: "refuse" if path.endswith(("/flow_runs/filter", "/logs/filter")) else None
+    listing = faulty_client.get(TASKS, headers=ds)
+    assert listing.status_code == 200 and listing.json()["total"] == 1
+    single = faulty_client.get(f"{TASKS}/{task['taskId']}", headers=ds)
+    assert single.status_code == 200 and single.json()["state"] == task["state"] and single.json()["logTail"] == []
+    assert faulty_client.get("/datasets/jobs", headers=ds).status_code == 200
+    assert faulty_client.get(f"/datasets/jobs/{task['taskId']}", headers=ds).status_code == 200
+    proxy.rule = lambda method, path, nth: None
+    assert wait_for_state(faulty_client, f"{TASKS}/{task['taskId']}", ds, DONE)["state"] == "Succeeded"
