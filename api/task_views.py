@@ -63,16 +63,14 @@ async def refresh_states(session: Session, client: PrefectClient, tasks: list[Ta
     session.commit()
 
 
-async def refresh_states_for_reading(session: Session, client: PrefectClient, tasks: list[Task]) -> bool:
+async def refresh_states_for_reading(session: Session, client: PrefectClient, tasks: list[Task]) -> None:
     """:func:`refresh_states` for views that only read: when Prefect cannot answer, the cached states are
-    shown (they go stale only towards "active") instead of an error. False when they could not be refreshed."""
+    shown (they go stale only towards "active") instead of an error."""
     try:
         await refresh_states(session, client, tasks)
     except ServiceUnavailable as exc:
         session.rollback()
         logger.info("task states not refreshed, showing cached ones: %s", exc)
-        return False
-    return True
 
 
 async def log_tail_for_reading(client: PrefectClient, task: Task) -> tuple[list[str], str | None]:

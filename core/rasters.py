@@ -13,6 +13,7 @@ from sqlalchemy import and_, func, literal_column, or_, table
 from sqlmodel import Session, select
 
 from georeg.core.config import Settings
+from georeg.core.db import SEARCH_INDEX_TABLE
 from georeg.core.errors import InvalidInput, InvalidRaster, NotFound
 from georeg.core.models import Dataset, Entry, EntryType, Raster
 from georeg.core.objects import commit_with_file, resolve_mounted, storage_root
@@ -169,7 +170,7 @@ FTS_MIN_CHARS = 3  # the trigram tokenizer matches substrings of at least one tr
 
 def _text_match(session: Session, q: str):  # noqa: ANN202
     """``q`` as a case-insensitive substring of ``search_text``: the trigram GIN index on PostgreSQL, the FTS5
-    trigram table ``rasters_search`` on SQLite (as ``+id IN (...)``, so that SQLite still walks the listing index
+    trigram table ``SEARCH_INDEX_TABLE`` on SQLite (as ``+id IN (...)``, so that SQLite still walks the listing index
     in the requested order and stops after the page instead of sorting every hit); queries shorter than a
     trigram scan the narrow ``search_text`` index."""
     needle = q.lower()
@@ -178,9 +179,9 @@ def _text_match(session: Session, q: str):  # noqa: ANN202
     if len(needle) < FTS_MIN_CHARS:
         return Raster.id.in_(select(Raster.id).where(Raster.search_text.contains(needle, autoescape=True)))
     phrase = '"' + needle.replace('"', '""') + '"'
-    hits = select(literal_column("rowid")).select_from(table("rasters_search")).where(
-        literal_column("rasters_search").op("MATCH")(phrase))
-    return literal_column("+rasters.id").in_(hits)
+    hits = select(literal_column("rowid")).select_from(table(SEARCH_INDEX_TABLE)).where(
+        literal_column(SEARCH_INDEX_TABLE).op("MATCH")(phrase))
+    return literal_column(f"+{Raster.__tablename__}.id").in_(hits)
 
 
 def search_rasters(session: Session, *, q: str | None = None, platform: str | None = None, source: str | None = None,

@@ -30,8 +30,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import TypeAdapter
+
 from georeg.deployments.flow_run_launcher import SOCKET_ENV
-from georeg.deployments.processes import ChildProcess
+from georeg.deployments.processes import ChildProcess, signal_group
 
 LAUNCHER = Path(__file__).with_name("flow_run_launcher.py")
 PRELOAD = (
@@ -194,10 +196,7 @@ class ForkServer:
         if data:
             return
         self.selector.unregister(conn)
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        signal_group(pid, signal.SIGKILL)
 
     def _reap(self) -> None:
         while self.children:
@@ -222,19 +221,13 @@ class ForkServer:
 
     def _stop_children(self) -> None:
         for pid in list(self.children):
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            signal_group(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self.children and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.1)
         for pid in list(self.children):
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            signal_group(pid, signal.SIGKILL)
         self._reap()
         self.listener.close()
         try:
@@ -268,8 +261,9 @@ def run_in_child(fork: Fork) -> None:
 def heartbeats_wanted(env: dict[str, str]) -> bool:
     """``GEOREG_FLOW_HEARTBEATS``: Prefect's flow-run heartbeats are events for automations (zombie-run
     detection), which the embedded server does not run; off, a run neither writes them nor waits up to
-    1 s for the heartbeat thread when it ends. Prefect itself has no environment value meaning "off"."""
-    return env.get("GEOREG_FLOW_HEARTBEATS", "false").strip().lower() in ("1", "true", "yes", "on")
+    1 s for the heartbeat thread when it ends. Prefect itself has no environment value meaning "off".
+    Parsed as the ``flow_heartbeats`` setting it comes from is."""
+    return TypeAdapter(bool).validate_python(env.get("GEOREG_FLOW_HEARTBEATS", "false"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -318,6 +312,9 @@ class FlowForkServer:
 
     def stop(self) -> None:
         self.process.stop()
+        self.remove_socket_directory()
+
+    def remove_socket_directory(self) -> None:
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

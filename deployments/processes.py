@@ -23,6 +23,14 @@ def _die_with_parent() -> None:
         pass
 
 
+def signal_group(pgid: int, sig: int) -> None:
+    """``sig`` to process group ``pgid``; a group that is gone already is fine."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
 class ChildProcess:
     """One named child: started in a new session, stopped by signalling its process group."""
 
@@ -63,29 +71,22 @@ class ChildProcess:
         if self.process is None:
             return
         pgid = self.process.pid
-        self._signal_group(pgid, signal.SIGTERM)
+        signal_group(pgid, signal.SIGTERM)
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self._signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
             self.process.wait(timeout=5)
         deadline = time.monotonic() + 5
         while self._group_alive(pgid) and time.monotonic() < deadline:
             time.sleep(0.1)
         if self._group_alive(pgid):
-            self._signal_group(pgid, signal.SIGKILL)
+            signal_group(pgid, signal.SIGKILL)
 
     def tail(self, lines: int = 30) -> str:
         if self.log_file is None or not self.log_file.exists():
             return ""
         return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-
-    @staticmethod
-    def _signal_group(pgid: int, sig: int) -> None:
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            pass
 
     @staticmethod
     def _group_alive(pgid: int) -> bool:

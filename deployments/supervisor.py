@@ -180,7 +180,7 @@ class Stack:
             child.stop()
         self.children.clear()
         if self.forkserver is not None:
-            self.forkserver.stop()  # stopped already with the children: removes its socket directory
+            self.forkserver.remove_socket_directory()  # its process was stopped with the children
 
 
 def serve(settings: Settings | None = None) -> int:
