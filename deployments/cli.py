@@ -53,14 +53,14 @@ def main(argv: list[str] | None = None) -> int:
         settings.prefect_home.mkdir(parents=True, exist_ok=True)
         api_url = settings.effective_prefect_api_url
         try:
-            names = register_all(
+            registration = register_all(
                 api_url, work_pool=settings.work_pool, project_dir=find_project_dir(settings.project_dir),
                 env=prefect_env(api_url=api_url, prefect_home=settings.prefect_home),
             )
         except SetupError as exc:
             print(f"georeg deploy failed: {exc}", file=sys.stderr)
             return 1
-        print(f"registered on {api_url}: {', '.join(names)}")
+        print(f"registered on {api_url}: {', '.join(registration.names)}")
         return 0
     return 2
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,14 @@ BASE_JOB_TEMPLATE = Path(__file__).parent / "process-base-job-template.json"
 
 class SetupError(RuntimeError):
     """The Prefect server could not be prepared."""
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The ``flow/deployment`` names on the server, and whether ``prefect deploy`` ran to put them there."""
+
+    names: list[str]
+    deployed: bool
 
 
 def find_project_dir(explicit: Path | None = None) -> Path:
@@ -124,17 +134,48 @@ def worker_command(*, work_pool: str, name: str, limit: int | None) -> list[str]
     return command + (["--limit", str(limit)] if limit else [])
 
 
+def deployment_fingerprint(project_dir: Path, api_url: str) -> str:
+    """What a deployment of ``project_dir`` to ``api_url`` depends on: the server, prefect.yaml, the flow
+    modules (names, parameters, entrypoints), the project's place on disk and the Prefect version."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"{api_url}\n{project_dir}\n{version('prefect')}\n".encode())
+    for path in [project_dir / "prefect.yaml", *sorted((project_dir / "flows").rglob("*.py"))]:
+        digest.update(f"{path.relative_to(project_dir)}\n".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def register_all(
     api_url: str, *, work_pool: str, project_dir: Path, env: dict[str, str], log_file: Path | None = None,
-) -> list[str]:
-    """Work pool, then every prefect.yaml deployment, then a check that each one exists on the server."""
+    state_file: Path | None = None,
+) -> Registration:
+    """Work pool, then every prefect.yaml deployment, then a check that each one exists on the server.
+
+    With a ``state_file``, ``prefect deploy`` (about 10 s) is skipped when that file holds the
+    :func:`deployment_fingerprint` of the last deployment and every deployment is still on the server,
+    as when ``georeg serve`` restarts on the same data dir with the same code."""
     ensure_work_pool(api_url, work_pool)
-    deploy_all(project_dir, env, log_file=log_file)
     expected = declared_deployments(project_dir)
+    fingerprint = deployment_fingerprint(project_dir, api_url)
+    if state_file is not None and _read_text(state_file) == fingerprint and not verify_deployments(api_url, expected):
+        return Registration(names=expected, deployed=False)
+    if state_file is not None:
+        state_file.unlink(missing_ok=True)
+    deploy_all(project_dir, env, log_file=log_file)
     missing = verify_deployments(api_url, expected)
     if missing:
         raise SetupError(f"deployments missing after deploy: {', '.join(missing)}")
-    return expected
+    if state_file is not None:
+        state_file.write_text(fingerprint)
+    return Registration(names=expected, deployed=True)
+
+
+def _read_text(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 def register_deployment(

@@ -26,6 +26,7 @@ from georeg.deployments.prefect_setup import (
 from georeg.deployments.processes import ChildProcess
 
 READY_LINE = "georeg: ready"
+DEPLOYED_FINGERPRINT_FILE = "deployed.sha256"  # in the Prefect home: see register_all
 
 # The embedded server's SQLite takes one writer at a time. Runs queue Scheduled behind the work pool's
 # concurrency limit by design, so the late-runs service would only add a "Late" write per queued run
@@ -146,10 +147,12 @@ class Stack:
             self.forkserver = forkserver
             self.children.append(forkserver.process)
         _say("deploying prefect.yaml")
-        register_all(
+        registration = register_all(
             self.prefect_api_url, work_pool=settings.work_pool, project_dir=self.project_dir, env=self.env,
-            log_file=self.logs / "deploy.log",
+            log_file=self.logs / "deploy.log", state_file=settings.prefect_home / DEPLOYED_FINGERPRINT_FILE,
         )
+        if not registration.deployed:
+            _say("deployments unchanged since the last start and all on the server: not redeployed")
         worker_env = {}
         if forkserver is not None:
             if forkserver.wait_ready():

@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
-from georeg.deployments.prefect_setup import engine_command
+from georeg.deployments import prefect_setup
+from georeg.deployments.prefect_setup import (
+    SetupError, deployment_fingerprint, engine_command, ensure_work_pool, prefect_env, register_all,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 GEOREG = str(Path(sys.executable).with_name("georeg"))
@@ -35,13 +39,55 @@ def test_deploy_registers_pool_and_scheduled_cleanup(prefect_api_url, tmp_path):
         {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
     ]
     httpx.patch(f"{prefect_api_url}/work_pools/georeg", json={"concurrency_limit": 4}, timeout=10).raise_for_status()
-    again = _run_deploy(prefect_api_url, tmp_path)
-    assert again.returncode == 0, again.stdout + again.stderr
+    ensure_work_pool(prefect_api_url, "georeg")  # what every `georeg deploy` and `georeg serve` start does first
     assert httpx.get(f"{prefect_api_url}/work_pools/georeg", timeout=10).json()["concurrency_limit"] is None, \
         "a pool limit left by an older georeg is cleared"
 
 
-def test_deploy_reports_an_unreachable_server(tmp_path):
-    result = _run_deploy("http://127.0.0.1:9/api", tmp_path)
-    assert result.returncode == 1
-    assert "georeg deploy failed" in result.stderr
+@pytest.fixture
+def deployed(prefect_api_url, tmp_path) -> str:
+    """The session's Prefect API with every prefect.yaml deployment on it (deployed here if need be)."""
+    if prefect_setup.verify_deployments(prefect_api_url, prefect_setup.declared_deployments(ROOT)):
+        result = _run_deploy(prefect_api_url, tmp_path)
+        assert result.returncode == 0, result.stdout + result.stderr
+    return prefect_api_url
+
+
+@pytest.fixture
+def deploy_calls(monkeypatch) -> list[Path]:
+    """``prefect deploy --all`` replaced by a recorder (the deployments are already on the session's server)."""
+    calls: list[Path] = []
+    monkeypatch.setattr(prefect_setup, "deploy_all", lambda project_dir, env, log_file=None: calls.append(project_dir))
+    return calls
+
+
+def _register(api_url: str, tmp_path: Path, state_file: Path) -> prefect_setup.Registration:
+    return register_all(api_url, work_pool="georeg", project_dir=ROOT, state_file=state_file,
+                        env=prefect_env(api_url=api_url, prefect_home=tmp_path / "prefect"))
+
+
+def test_unchanged_deployments_are_not_redeployed(deployed, tmp_path, deploy_calls):
+    """serve's restart: the fingerprint of the last deployment matches and every deployment is on the
+    server, so `prefect deploy` is skipped; a changed fingerprint deploys again and records the new one."""
+    state_file = tmp_path / "deployed.sha256"
+    state_file.write_text(deployment_fingerprint(ROOT, deployed))
+    skipped = _register(deployed, tmp_path, state_file)
+    assert skipped.deployed is False and deploy_calls == [] and "cleanup/cleanup" in skipped.names
+
+    state_file.write_text("fingerprint of older code")
+    assert _register(deployed, tmp_path, state_file).deployed is True and deploy_calls == [ROOT]
+    assert state_file.read_text() == deployment_fingerprint(ROOT, deployed)
+    assert deployment_fingerprint(ROOT, "http://elsewhere/api") != state_file.read_text(), "another server"
+
+
+def test_a_deployment_missing_on_the_server_is_deployed_again(deployed, tmp_path, deploy_calls, monkeypatch):
+    """Same code, but the server lacks a deployment (a new Prefect database, one deleted in the UI):
+    deploy again; still missing afterwards -> a clear error and no fingerprint left behind."""
+    declared = prefect_setup.declared_deployments(ROOT)
+    monkeypatch.setattr(prefect_setup, "declared_deployments", lambda project_dir: [*declared, "gone/gone"])
+    state_file = tmp_path / "deployed.sha256"
+    state_file.write_text(deployment_fingerprint(ROOT, deployed))
+    with pytest.raises(SetupError, match="gone/gone"):
+        _register(deployed, tmp_path, state_file)
+    assert deploy_calls == [ROOT] and not state_file.exists()
+

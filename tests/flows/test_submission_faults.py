@@ -237,6 +237,7 @@ def test_views_show_cached_states_while_prefect_cannot_answer(faulty_client, ds,
     """Listing and reading tasks and jobs only read: with every Prefect read refused they answer 200 with
     the states last seen, not 503."""
     task = submit(faulty_client, ds).json()
+    faulty_client.app.state.prefect.read_retry_seconds = 0.5  # each refused read gives up sooner than its 5 s
     proxy.rule = lambda method, path, nth: "refuse" if path.endswith(("/flow_runs/filter", "/logs/filter")) else None
     listing = faulty_client.get(TASKS, headers=ds)
     assert listing.status_code == 200 and listing.json()["total"] == 1
