@@ -61,10 +61,6 @@ ORG, DATASET = "admin", "bench"
 STARTUP_TIMEOUT = 60.0
 
 
-
-
-
-
 def _fsync_path(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -128,8 +124,6 @@ def _wait_ready(process: subprocess.Popen, base_url: str, log_path: Path) -> flo
             pass
         time.sleep(0.1)
     raise RuntimeError(f"API server not ready after {STARTUP_TIMEOUT:.0f} s:\n{_log_tail(log_path)}")
-
-
 
 
 # --------------------------------------------------------------------------- measurements
