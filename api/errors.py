@@ -32,6 +32,10 @@ STATUS_BY_ERROR: dict[type[errors.GeoregError], int] = {
     errors.UpstreamTimeout: 504,
 }
 
+# Retry-After (seconds) of an answer whose error does not name its own ``retryAfter``: a busy Prefect
+# server or database usually answers again within seconds, so clients back off instead of hammering it.
+DEFAULT_RETRY_AFTER = {503: 5}
+
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               409: "conflict", 410: "gone", 413: "payload_too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable",
               422: "validation_error", 429: "too_many_requests"}
@@ -86,9 +90,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(errors.GeoregError)
     async def _domain(_: Request, exc: errors.GeoregError) -> JSONResponse:
         extra = {"details": exc.details} if exc.details else {}
-        response = error_response(status_for(exc), exc.message, exc.code, **extra)
-        if isinstance(exc, errors.AccountLocked) and "retryAfter" in exc.details:
-            response.headers["Retry-After"] = str(exc.details["retryAfter"])
+        status = status_for(exc)
+        response = error_response(status, exc.message, exc.code, **extra)
+        retry_after = exc.details.get("retryAfter", DEFAULT_RETRY_AFTER.get(status))
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
         return response
 
     @app.exception_handler(RequestValidationError)
@@ -112,7 +118,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _busy(_: Request, exc: PoolTimeout) -> JSONResponse:
         logger.warning("database connection pool exhausted: %s", exc)
         response = error_response(503, "the registry database is busy; retry shortly", "database_busy")
-        response.headers["Retry-After"] = "2"
+        response.headers["Retry-After"] = str(DEFAULT_RETRY_AFTER[503])
         return response
 
     app.add_middleware(RejectNulMiddleware)

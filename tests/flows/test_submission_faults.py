@@ -155,8 +155,10 @@ def test_busy_answers_are_retried_into_one_run(faulty_client, ds, proxy, task_wo
 
 def test_prefect_refusing_leaves_no_task(faulty_client, ds, proxy, task_worker, settings):
     proxy.rule = lambda method, path, nth: "refuse" if path.endswith(CREATE) else None
-    body = assert_error(submit(faulty_client, ds), 503, "prefect_unavailable")
+    response = submit(faulty_client, ds)
+    body = assert_error(response, 503, "prefect_unavailable")
     assert "503" in body["error"]
+    assert int(response.headers["Retry-After"]) > 0, "a client is told when to try again"
     assert len(proxy.creations()) >= 2, "run creation is retried before giving up"
     assert task_rows(settings) == []
     assert faulty_client.get(TASKS, headers=ds).json()["total"] == 0
