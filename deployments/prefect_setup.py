@@ -16,6 +16,8 @@ import httpx
 import yaml
 
 BASE_JOB_TEMPLATE = Path(__file__).parent / "process-base-job-template.json"
+BUSY_STATUS = frozenset({429, 500, 502, 503, 504})
+SETUP_RETRY_SECONDS = 60.0
 
 
 class SetupError(RuntimeError):
@@ -76,6 +78,26 @@ def engine_command() -> str:
     return shlex.join(launcher_command())
 
 
+def setup_call(client: httpx.Client, method: str, url: str, **kwargs) -> httpx.Response:  # noqa: ANN003
+    """One idempotent set-up request, repeated with back-off while the server answers busy (429/5xx) or
+    times out, for up to ``SETUP_RETRY_SECONDS``: a Prefect server on SQLite answers 503 "database is
+    locked" while its own services write, which is most likely right after it started. The last busy
+    answer is returned (a timeout re-raised) when the time is up; connection errors are not retried."""
+    deadline = time.monotonic() + SETUP_RETRY_SECONDS
+    delay = 0.25
+    while True:
+        try:
+            response = client.request(method, url, **kwargs)
+        except httpx.TimeoutException:
+            if time.monotonic() + delay > deadline:
+                raise
+        else:
+            if response.status_code not in BUSY_STATUS or time.monotonic() + delay > deadline:
+                return response
+        time.sleep(delay)
+        delay = min(delay * 2, 4.0)
+
+
 def ensure_work_pool(api_url: str, name: str) -> None:
     """Create the process work pool (or refresh its base job template), without a concurrency limit.
 
@@ -95,9 +117,9 @@ def ensure_work_pool(api_url: str, name: str) -> None:
     settings = {"base_job_template": template, "concurrency_limit": None}
     try:
         with httpx.Client(base_url=api_url, timeout=30) as client:
-            response = client.post("/work_pools/", json={"name": name, "type": "process", **settings})
+            response = setup_call(client, "POST", "/work_pools/", json={"name": name, "type": "process", **settings})
             if response.status_code == 409:
-                response = client.patch(f"/work_pools/{name}", json=settings)
+                response = setup_call(client, "PATCH", f"/work_pools/{name}", json=settings)
     except httpx.HTTPError as exc:
         raise SetupError(f"Prefect API at {api_url} not reachable: {exc}") from exc
     if response.status_code >= 400:
@@ -122,7 +144,7 @@ def verify_deployments(api_url: str, expected: list[str]) -> list[str]:
     missing = []
     with httpx.Client(base_url=api_url, timeout=30) as client:
         for name in expected:
-            if client.get(f"/deployments/name/{name}").status_code != 200:
+            if setup_call(client, "GET", f"/deployments/name/{name}").status_code != 200:
                 missing.append(name)
     return missing
 
@@ -184,9 +206,11 @@ def register_deployment(
     """Create or update one deployment through the REST API (no schedule); returns its id."""
     try:
         with httpx.Client(base_url=api_url, timeout=30) as client:
-            flow_id = client.post("/flows/", json={"name": flow_name}).json()["id"]
-            response = client.post("/deployments/", json={
-                "name": name, "flow_id": flow_id, "entrypoint": entrypoint, "path": str(project_dir),
+            flow = setup_call(client, "POST", "/flows/", json={"name": flow_name})
+            if flow.status_code >= 400:
+                raise SetupError(f"cannot register flow {flow_name}: HTTP {flow.status_code} {flow.text}")
+            response = setup_call(client, "POST", "/deployments/", json={
+                "name": name, "flow_id": flow.json()["id"], "entrypoint": entrypoint, "path": str(project_dir),
                 "work_pool_name": work_pool, "enforce_parameter_schema": False,
                 "pull_steps": [{"prefect.deployments.steps.set_working_directory": {"directory": str(project_dir)}}],
             })

@@ -91,11 +91,17 @@ def truncate_all(engine: Engine) -> None:
 
 @pytest.fixture(scope="session")
 def prefect_api_url() -> Iterator[str]:
-    """One Prefect test harness (temporary server and database) for the whole session, heartbeats off."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    """One Prefect test harness (temporary server and database) for the whole session, heartbeats off and,
+    as under ``georeg serve``, no telemetry (its writes competed with the session's first set-up writes)."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        temporary_settings,
+    )
     from prefect.testing.utilities import prefect_test_harness
 
-    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_ANALYTICS_ENABLED: False}):
         with prefect_test_harness(server_startup_timeout=60):
             yield PREFECT_API_URL.value()
 

@@ -1,20 +1,15 @@
 """Submissions while the Prefect API is busy or failing: retried, or answered with a clean 503 that
 leaves no task row and no flow run behind.
 
-The faults come from a real HTTP proxy in front of the real Prefect test server: it forwards every
-call, except those its rule picks, which it answers 503/429 itself ("refuse") or forwards and then
-answers 503 anyway, as a server that stored the run but lost its answer does ("lose_answer").
+The faults come from a real HTTP proxy in front of the real Prefect test server (``tests/faulty_proxy.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -26,72 +21,12 @@ from georeg.core.db import make_engine
 from georeg.core.models import Dataset, Task, User
 from georeg.core.timeutil import utcnow
 from tests.conftest import ADMIN_PASSWORD, assert_error, login
+from tests.faulty_proxy import CREATE, FaultyProxy
 from tests.flows.conftest import wait_for_state
 
 DS = "/orgs/admin/ds/d"
 TASKS = f"{DS}/tasks"
 DONE = {"Succeeded", "Failed", "Cancelled"}
-CREATE = "/create_flow_run"
-
-Rule = Callable[[str, str, int], "str | None"]
-
-
-class FaultyProxy:
-    """Forwards to ``upstream``; ``rule(method, path, nth call of that path)`` may return "refuse",
-    "refuse-429", "lose_answer" or "slow" (forwarded after 1 s). Every request body is kept in ``seen``."""
-
-    def __init__(self, upstream: str):
-        self.upstream = upstream.rstrip("/")
-        self.rule: Rule = lambda method, path, nth: None
-        self.seen: list[tuple[str, str, bytes]] = []
-        self._lock = threading.Lock()
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args) -> None:  # noqa: ANN002
-                pass
-
-            def _handle(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                path = self.path
-                with proxy._lock:
-                    proxy.seen.append((self.command, path, body))
-                    nth = sum(1 for m, p, _ in proxy.seen if m == self.command and p == path)
-                action = proxy.rule(self.command, path, nth)
-                if action == "slow":
-                    time.sleep(1.0)
-                if action in ("refuse", "refuse-429"):
-                    status = 429 if action == "refuse-429" else 503
-                    return self._answer(status, b'{"exception_message": "Service Unavailable"}', {"Retry-After": "0.2"})
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
-                upstream = httpx.request(self.command, proxy.upstream + path.removeprefix("/api"), content=body,
-                                         headers=headers, timeout=30)
-                if action == "lose_answer":
-                    return self._answer(503, b'{"exception_message": "Service Unavailable"}', {})
-                self._answer(upstream.status_code, upstream.content,
-                             {"Content-Type": upstream.headers.get("content-type", "application/json")})
-
-            def _answer(self, status: int, content: bytes, headers: dict) -> None:
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _handle  # noqa: N815
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/api"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def creations(self) -> list[dict]:
-        return [json.loads(body) for method, path, body in self.seen if method == "POST" and path.endswith(CREATE)]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
@@ -124,8 +59,21 @@ def submit(client: TestClient, headers: dict) -> httpx.Response:
                        headers=headers)
 
 
-def runs_tagged(api_url: str, tag: str) -> list[dict]:
-    return httpx.post(f"{api_url}/flow_runs/filter", json={"flow_runs": {"tags": {"all_": [tag]}}}, timeout=10).json()
+def runs_tagged(api_url: str, tag: str, *, patience: float = 120.0) -> list[dict]:
+    """Flow runs carrying ``tag``, read straight from the Prefect server. Patient: the session's SQLite
+    server was once seen stalling over a minute on a loaded machine right after a run was deleted."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            response = httpx.post(f"{api_url}/flow_runs/filter", json={"flow_runs": {"tags": {"all_": [tag]}}},
+                                  timeout=30)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.TimeoutException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the Prefect server did not answer a flow-run filter within {patience:.0f} s")
+        time.sleep(1.0)
 
 
 def task_rows(settings) -> list[Task]:  # noqa: ANN001
