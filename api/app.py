@@ -17,9 +17,9 @@ from georeg.core import __version__
 from georeg.core.bootstrap import bootstrap
 from georeg.core.config import Settings
 from georeg.core.db import make_engine
-from georeg.core.raster import limit_gdal_cache
-from georeg.core.tasks import ToolRegistry, default_registry
-from georeg.core.thumbnails import ThumbnailCache
+from georeg.core.rasters.reader import limit_gdal_cache
+from georeg.core.tasks.model import ToolRegistry, default_registry
+from georeg.core.rasters.thumbnails import ThumbnailCache
 
 logger = logging.getLogger("georeg.api")
 

@@ -9,13 +9,13 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from georeg.core.access import ANONYMOUS, Actor, require_admin, require_user
+from georeg.core.registry.access import ANONYMOUS, Actor, require_admin, require_user
 from georeg.core.config import Settings
 from georeg.core.errors import AuthenticationRequired
 from georeg.core.models import User
-from georeg.core.repositories import users as user_repo
+from georeg.core.registry import users as user_repo
 from georeg.core.security import ACCESS, decode_token
-from georeg.core.tasks import ToolRegistry
+from georeg.core.tasks.model import ToolRegistry
 
 
 def get_settings(request: Request) -> Settings:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from georeg.api.prefect_client import PrefectClient
 from georeg.core.config import Settings
 from georeg.core.models import Task
-from georeg.core.tasks import Tool
+from georeg.core.tasks.model import Tool
 
 
 async def launch(client: PrefectClient, *, task: Task, tool: Tool, settings: Settings) -> str:

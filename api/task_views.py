@@ -12,7 +12,7 @@ from sqlmodel import Session
 from georeg.api.prefect_client import PrefectClient
 from georeg.core.errors import InvalidInput, ServiceUnavailable
 from georeg.core.models import Dataset, Organization, Task, User
-from georeg.core.tasks import ACTIVE_STATES, TaskState, map_prefect_state
+from georeg.core.tasks.model import ACTIVE_STATES, TaskState, map_prefect_state
 from georeg.core.timeutil import as_utc, utcnow
 
 logger = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ def _owslib_call(url: str, body: dict):  # noqa: ANN202
     from owslib import fes
     from owslib.catalogue.csw2 import CatalogueServiceWeb
 
-    from georeg.core.csw import GMD, SORT_PROPERTY, CswQuery, build_constraints
+    from georeg.core.catalog.csw import GMD, SORT_PROPERTY, CswQuery, build_constraints
 
     constraints = build_constraints(CswQuery(**body))
     sort = fes.SortBy([fes.SortProperty(SORT_PROPERTY, "ASC")])

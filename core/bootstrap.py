@@ -10,9 +10,9 @@ from sqlalchemy.engine import Engine
 from georeg.core.config import Settings
 from georeg.core.db import migrate, session_scope
 from georeg.core.models import ADMIN_ROLE
-from georeg.core.rasters import registry_location
-from georeg.core.repositories import orgs as org_repo
-from georeg.core.repositories import users as user_repo
+from georeg.core.rasters.service import registry_location
+from georeg.core.registry import orgs as org_repo
+from georeg.core.registry import users as user_repo
 from georeg.core.security import set_hashing_cost
 
 DEFAULT_ORG = "default"

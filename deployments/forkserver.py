@@ -39,8 +39,8 @@ LAUNCHER = Path(__file__).with_name("flow_run_launcher.py")
 PRELOAD = (
     "prefect.main", "prefect.engine", "prefect.flow_engine", "prefect.deployments.steps", "prefect.flows",
     "prefect.client.orchestration", "prefect.results", "prefect.logging.handlers",
-    "georeg.flows.tools", "georeg.flows.cleanup", "georeg.flows.maintenance", "georeg.core.tools",
-    "georeg.core.config", "georeg.core.db", "georeg.core.task_runner",
+    "georeg.flows.tools", "georeg.flows.cleanup", "georeg.flows.maintenance", "georeg.core.tasks.tools",
+    "georeg.core.config", "georeg.core.db", "georeg.core.tasks.runner",
 )
 REQUEST_TIMEOUT = 10.0
 STOP_GRACE_SECONDS = 10.0
@@ -66,10 +66,10 @@ def preload() -> None:
     """Import what every flow run needs, and every shipped tool with its libraries."""
     for name in PRELOAD:
         importlib.import_module(name)
-    from georeg.core.tools import MODULES
+    from georeg.core.tasks.tools import MODULES
 
     for module in MODULES.values():
-        importlib.import_module(f"georeg.core.tools.{module}")
+        importlib.import_module(f"georeg.core.tasks.tools.{module}")
 
 
 def _recv_exact(conn: socket.socket, size: int) -> bytes:

@@ -7,9 +7,9 @@ from prefect.runtime import flow_run
 
 from georeg.core.config import Settings
 from georeg.core.db import make_engine
-from georeg.core.task_runner import create_scheduled_task, execute_task
-from georeg.core.tools import PRUNE_MISSING, REHASH, RESYNC
-from georeg.core.tools.csw_harvest import CSW_HARVEST
+from georeg.core.tasks.runner import create_scheduled_task, execute_task
+from georeg.core.tasks.tools import PRUNE_MISSING, REHASH, RESYNC
+from georeg.core.tasks.tools.csw_harvest import CSW_HARVEST
 
 SCHEDULABLE = {tool.id: tool for tool in (PRUNE_MISSING, REHASH, RESYNC, CSW_HARVEST)}
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from prefect import Flow, flow, get_run_logger
 
 if TYPE_CHECKING:
-    from georeg.core.tasks import Tool
+    from georeg.core.tasks.model import Tool
 
 
 def tool_flow(tool: Tool | str) -> Flow:
@@ -32,8 +32,8 @@ def run_tool(tool: Tool | str, task_id: str) -> dict:
     """Run one attempt of task ``task_id`` with ``tool`` (a :class:`Tool` or a shipped tool's id)."""
     from georeg.core.config import Settings
     from georeg.core.db import make_engine
-    from georeg.core.task_runner import execute_task
-    from georeg.core.tools import shipped_tool
+    from georeg.core.tasks.runner import execute_task
+    from georeg.core.tasks.tools import shipped_tool
 
     if isinstance(tool, str):
         tool_id, tool = tool, shipped_tool(tool)

@@ -21,7 +21,7 @@ Fixtures
     (``/thredds/fileServer/<file>``), ``redirect_url(to)`` (302, path kept), ``host`` (for
     ``GEOREG_DOWNLOAD_HOSTS``).
 ``netcdf_record`` -> factory ``(fixture_name, *, opendap=True, download=True, platform=None)`` of a
-    :class:`~georeg.core.csw.CswRecord` whose references point at the server.
+    :class:`~georeg.core.catalog.csw.CswRecord` whose references point at the server.
 
 The builders (``write_polar``, ``write_latlon``, ``write_swath``) write a file anywhere, for other tests.
 """
@@ -43,7 +43,7 @@ import pytest
 from affine import Affine
 from pyproj import CRS
 
-from georeg.core.csw import CswRecord, Reference, classify_reference
+from georeg.core.catalog.csw import CswRecord, Reference, classify_reference
 
 SERVER = Path(__file__).resolve().with_name("opendap_server.py")
 START_TIMEOUT = 60.0

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from georeg.api.deps import SessionDep
-from georeg.core import rasters, styles
+from georeg.core.rasters import service as rasters
+from georeg.core.rasters import styles as styles
 
 router = APIRouter(tags=["styles"])
 

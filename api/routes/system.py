@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from georeg.api.deps import CurrentUser, EngineDep, SettingsDep, ToolsDep
 from georeg.core import __version__
-from georeg.core.tasks import TaskState
+from georeg.core.tasks.model import TaskState
 
 router = APIRouter(tags=["system"])
 

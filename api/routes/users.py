@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Request, Response, status
 from sqlmodel import Session
 
 from georeg.api.deps import ActorDep, AdminUser, CurrentUser, PageDep, SessionDep, SettingsDep, TokenDep
-from georeg.core.access import Actor, org_permission, require_user
+from georeg.core.registry.access import Actor, org_permission, require_user
 from georeg.core.errors import AuthenticationRequired, InvalidCredentials, InvalidInput, PermissionDenied
 from georeg.core.models import (
     AdminPasswordChange,
@@ -24,9 +24,9 @@ from georeg.core.models import (
     UserPublic,
     UserUpdate,
 )
-from georeg.core.objects import remove_org_files
-from georeg.core.repositories import orgs as org_repo
-from georeg.core.repositories import users as user_repo
+from georeg.core.registry.objects import remove_org_files
+from georeg.core.registry import orgs as org_repo
+from georeg.core.registry import users as user_repo
 from georeg.core.security import ACCESS, REFRESH, decode_token, issue_token, verify_password
 
 router = APIRouter(prefix="/users", tags=["users"])

@@ -6,7 +6,7 @@ import pytest
 from owslib import fes
 from owslib.catalogue.csw2 import CatalogueServiceWeb
 
-from georeg.core.csw import CRS84, GMD
+from georeg.core.catalog.csw import CRS84, GMD
 
 pytestmark = pytest.mark.usefixtures("csw_url")
 

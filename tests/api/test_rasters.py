@@ -11,8 +11,8 @@ import pytest
 import rasterio
 from rasterio.warp import transform
 
-from georeg.core.rasters import terrain_assets_dir
-from georeg.core.tiles import tileset_dir
+from georeg.core.rasters.service import terrain_assets_dir
+from georeg.core.rasters.tiles import tileset_dir
 from tests.conftest import assert_error
 from tests.rasters import write_geotiff
 

@@ -10,8 +10,8 @@ from lxml import etree
 from PIL import Image
 from rio_tiler.io import Reader
 
-from georeg.core.thumbnails import ThumbnailCache
-from georeg.core.tiles import tile_path
+from georeg.core.rasters.thumbnails import ThumbnailCache
+from georeg.core.rasters.tiles import tile_path
 from tests.conftest import assert_error
 from tests.rasters import write_geotiff
 

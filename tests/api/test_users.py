@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlmodel import Session
 
-from georeg.core.repositories import users as user_repo
+from georeg.core.registry import users as user_repo
 from georeg.core.security import ACCESS, issue_token
 from tests.conftest import ADMIN_PASSWORD, assert_error, login
 

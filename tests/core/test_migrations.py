@@ -9,7 +9,7 @@ from sqlmodel import SQLModel
 from georeg.core.bootstrap import bootstrap
 from georeg.core.config import Settings
 from georeg.core.db import is_model_table, make_engine, migrate
-from georeg.core.repositories import users as user_repo
+from georeg.core.registry import users as user_repo
 from georeg.core.db import session_scope
 
 

@@ -13,9 +13,9 @@ from georeg.core.bootstrap import bootstrap
 from georeg.core.db import make_engine
 from georeg.core.errors import BrokenArchive, InvalidSafe, MissingBand, PermissionDenied, SafeNotFound
 from georeg.core.models import Raster
-from georeg.core.rasters import raster_file, registry_location
-from georeg.core.tasks import ToolContext
-from georeg.core.tools.sentinel_safe import SENTINEL_SAFE, SentinelSafeParams, plan_for
+from georeg.core.rasters.service import raster_file, registry_location
+from georeg.core.tasks.model import ToolContext
+from georeg.core.tasks.tools.sentinel_safe import SENTINEL_SAFE, SentinelSafeParams, plan_for
 from tests.sentinel_fixtures import S1_PRODUCT, sentinel_archive  # noqa: F401
 
 IDENTIFIER = "1b0d7a5e-1111-4222-8333-444455556666"

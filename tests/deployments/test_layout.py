@@ -34,7 +34,7 @@ def test_every_entrypoint_loads_a_flow():
 
 
 def test_every_shipped_tool_has_a_deployment():
-    from georeg.core.tasks import default_registry
+    from georeg.core.tasks.model import default_registry
 
     declared = set(declared_deployments(ROOT))
     for tool in default_registry().all():

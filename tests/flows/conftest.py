@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from georeg.api.app import create_app
-from georeg.core.tasks import ToolRegistry, default_registry
+from georeg.core.tasks.model import ToolRegistry, default_registry
 from georeg.deployments.forkserver import FlowForkServer
 from georeg.deployments.prefect_setup import prefect_env, register_all, register_deployment, worker_command
 from georeg.deployments.processes import ChildProcess

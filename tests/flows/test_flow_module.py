@@ -6,10 +6,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from georeg.core.tasks import default_registry
-from georeg.core.tools import shipped_tool
+from georeg.core.tasks.model import default_registry
+from georeg.core.tasks.tools import shipped_tool
 
-HEAVY = ("sqlmodel", "sqlalchemy", "rasterio", "alembic", "georeg.core.models", "georeg.core.tools")
+HEAVY = ("sqlmodel", "sqlalchemy", "rasterio", "alembic", "georeg.core.models", "georeg.core.tasks.tools")
 
 
 def test_flow_module_imports_nothing_heavy():
@@ -29,13 +29,13 @@ def test_every_shipped_tool_has_its_flow_and_loads_alone():
 
 
 def test_a_run_imports_only_its_own_tool():
-    from georeg.core.tools import MODULES
+    from georeg.core.tasks.tools import MODULES
 
-    code = ("import sys; from georeg.core.tools import shipped_tool; shipped_tool('bulk-download'); "
-            "print(' '.join(m for m in sys.modules if m.startswith('georeg.core.tools.')))")
+    code = ("import sys; from georeg.core.tasks.tools import shipped_tool; shipped_tool('bulk-download'); "
+            "print(' '.join(m for m in sys.modules if m.startswith('georeg.core.tasks.tools.')))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     loaded = set(result.stdout.split())
-    assert "georeg.core.tools.bulk_download" in loaded
-    others = {f"georeg.core.tools.{module}" for module in MODULES.values()} - {"georeg.core.tools.bulk_download"}
+    assert "georeg.core.tasks.tools.bulk_download" in loaded
+    others = {f"georeg.core.tasks.tools.{module}" for module in MODULES.values()} - {"georeg.core.tasks.tools.bulk_download"}
     assert not loaded & others

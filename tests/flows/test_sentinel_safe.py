@@ -11,7 +11,7 @@ import rasterio
 from sqlmodel import Session
 
 from georeg.core.db import make_engine
-from georeg.core.rasters import get_raster, raster_file, registry_location
+from georeg.core.rasters.service import get_raster, raster_file, registry_location
 from tests.flows.conftest import wait_for_state
 from tests.sentinel_fixtures import S1_PRODUCT, sentinel_archive  # noqa: F401
 

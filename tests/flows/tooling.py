@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from georeg.core.errors import InvalidInput
 from georeg.core.models import Permission
-from georeg.core.tasks import Tool, ToolContext, ToolOutcome
+from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
 from georeg.flows.tools import tool_flow
 
 

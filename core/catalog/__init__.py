@@ -1,0 +1,1 @@
+"""OGC CSW catalogues: search, record parsing and the ingest of a record's files."""

@@ -1,0 +1,1 @@
+"""NetCDF and OPeNDAP sources: opening, CF georeferencing and conversion to GeoTIFF."""

@@ -1,0 +1,124 @@
+"""WebMercatorQuad PNG tiles (rio-tiler) with a disk cache laid out like MapCache's ``default`` disk cache.
+
+Layout: ``cache/tiles/<tileset>/<grid>/<zz>/<xxx>/<xxx>/<xxx>/<yyy>/<yyy>/<yyy>.png`` where the x and y
+triplets are ``n // 1000000``, ``n // 1000 % 1000`` and ``n % 1000`` zero-padded to three digits, the
+grid is MapCache's ``GoogleMapsCompatible`` and the tileset is the dataset id (XYZ, origin top-left).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import morecantile
+import numpy as np
+from lxml import etree
+
+from georeg.core.errors import InvalidInput, NotFound
+from georeg.core.rasters.png_cache import read_cached_png, write_cached_png
+
+GRID = "GoogleMapsCompatible"
+TMS = morecantile.tms.get("WebMercatorQuad")
+MAX_ZOOM = 22
+TILE_SIZE = 256
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    if not 0 <= z <= MAX_ZOOM:
+        raise InvalidInput(f"zoom must be within 0..{MAX_ZOOM}", code="invalid_tile")
+    if not (0 <= x < 2**z and 0 <= y < 2**z):
+        raise InvalidInput(f"tile {z}/{x}/{y} does not exist in WebMercatorQuad", code="invalid_tile")
+
+
+def tileset_dir(cache_dir: Path, tileset: str) -> Path:
+    """The disk cache of one tileset (a dataset id): everything seeded or rendered for it."""
+    return cache_dir / "tiles" / tileset
+
+
+def tile_path(cache_dir: Path, tileset: str, z: int, x: int, y: int) -> Path:
+    def triplet(n: int) -> list[str]:
+        return [f"{n // 1000000:03d}", f"{n // 1000 % 1000:03d}", f"{n % 1000:03d}"]
+
+    *xs, = triplet(x)
+    *ys, = triplet(y)
+    return tileset_dir(cache_dir, tileset) / GRID / f"{z:02d}" / xs[0] / xs[1] / xs[2] / ys[0] / ys[1] / f"{ys[2]}.png"
+
+
+def render_tile(path: Path, z: int, x: int, y: int, *, stats: list[dict] | None) -> bytes:
+    """One 256x256 PNG; 1-band and non-8-bit rasters are stretched between the 2nd and 98th percentiles."""
+    from rio_tiler.errors import TileOutsideBounds  # rio-tiler loads xarray and pandas: only where tiles are drawn
+    from rio_tiler.io import Reader
+
+    check_tile(z, x, y)
+    with Reader(str(path), tms=TMS) as src:
+        try:
+            indexes = (1, 2, 3) if src.dataset.count >= 3 else (1,)
+            image = src.tile(x, y, z, tilesize=TILE_SIZE, indexes=indexes)
+        except TileOutsideBounds as exc:
+            raise NotFound(f"tile {z}/{x}/{y} is outside the dataset", code="tile_outside_bounds") from exc
+        if image.data.dtype != np.uint8 or len(indexes) == 1:
+            ranges = []
+            for band in indexes:
+                band_stats = (stats or [])[band - 1] if stats and len(stats) >= band else {}
+                low, high = band_stats.get("p2", 0.0), band_stats.get("p98", 255.0)
+                ranges.append((low, high if high > low else low + 1))
+            image.rescale(in_range=ranges)
+        return image.render(img_format="PNG", add_mask=True)
+
+
+def cached_tile(cache_dir: Path, tmp_dir: Path, tileset: str, source: Path, z: int, x: int, y: int,
+                *, stats: list[dict] | None) -> tuple[bytes, bool]:
+    """(png, came from cache)."""
+    check_tile(z, x, y)
+    target = tile_path(cache_dir, tileset, z, x, y)
+    cached = read_cached_png(target)
+    if cached is not None:
+        return cached, True
+    png = render_tile(source, z, x, y, stats=stats)
+    write_cached_png(png, target, tmp_dir=tmp_dir)
+    return png, False
+
+
+def _boxes(bounds: tuple[float, float, float, float]) -> list[tuple[float, float, float, float]]:
+    minx, miny, maxx, maxy = bounds
+    return [(minx, miny, 180.0, maxy), (-180.0, miny, maxx, maxy)] if minx > maxx else [bounds]
+
+
+def count_tiles(bounds: tuple[float, float, float, float], zoom: int) -> int:
+    """How many tiles cover WGS84 ``bounds`` at ``zoom``, without listing them."""
+    total = 0
+    for minx, miny, maxx, maxy in _boxes(bounds):
+        upper_left = TMS.tile(minx, min(maxy, 85.0511), zoom)
+        lower_right = TMS.tile(min(maxx, 179.9999999), max(miny, -85.0511), zoom)
+        total += (lower_right.x - upper_left.x + 1) * (lower_right.y - upper_left.y + 1)
+    return total
+
+
+def tiles_for(bounds: tuple[float, float, float, float], zoom: int) -> Iterator[morecantile.Tile]:
+    """Tiles of WGS84 ``bounds`` at ``zoom`` (antimeridian-crossing bounds split in two), lazily."""
+    for box in _boxes(bounds):
+        yield from TMS.tiles(*box, zooms=[zoom])
+
+
+def mapcache_config(*, tileset: str, cache_dir: Path, title: str) -> bytes:
+    """A MapCache configuration whose disk cache is georeg's tile cache for this dataset."""
+    root = etree.Element("mapcache")
+    cache = etree.SubElement(root, "cache", name="georeg_disk", type="disk", layout="default")
+    etree.SubElement(cache, "base").text = str(cache_dir / "tiles")
+    etree.SubElement(cache, "symlink_blank")
+    source = etree.SubElement(root, "source", name=f"{tileset}_source", type="wms")
+    params = etree.SubElement(etree.SubElement(source, "getmap"), "params")
+    etree.SubElement(params, "LAYERS").text = tileset
+    etree.SubElement(params, "FORMAT").text = "image/png"
+    etree.SubElement(etree.SubElement(source, "http"), "url").text = "http://127.0.0.1:8000/wms"
+    tileset_el = etree.SubElement(root, "tileset", name=tileset)
+    etree.SubElement(tileset_el, "source").text = f"{tileset}_source"
+    etree.SubElement(tileset_el, "cache").text = "georeg_disk"
+    etree.SubElement(tileset_el, "grid").text = GRID
+    etree.SubElement(tileset_el, "format").text = "PNG"
+    etree.SubElement(tileset_el, "metatile").text = "1 1"
+    metadata = etree.SubElement(tileset_el, "metadata")
+    etree.SubElement(metadata, "title").text = title
+    etree.SubElement(root, "service", type="wmts", enabled="true")
+    etree.SubElement(root, "service", type="tms", enabled="true")
+    return etree.tostring(root, pretty_print=True, xml_declaration=True, encoding="UTF-8")

@@ -1,0 +1,2 @@
+"""The Registry API's domain: users, organizations, datasets, entries (files), access rules and
+stored objects."""

@@ -1,1 +1,0 @@
-"""Repository functions: keyword-only, each taking the SQLModel ``session`` first."""

@@ -1,0 +1,1 @@
+"""The task platform's domain: tools, task states, the task runner and the task repository."""

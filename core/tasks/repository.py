@@ -1,0 +1,91 @@
+"""Task rows: creation, lookups, dedup candidates and quota figures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import delete, func
+from sqlmodel import Session, select
+
+from georeg.core.errors import NotFound
+from georeg.core.models import Task
+from georeg.core.tasks.model import ACTIVE_STATES, TaskState
+from georeg.core.timeutil import as_utc
+
+ACTIVE = [state.value for state in ACTIVE_STATES]
+
+
+def get_task(session: Session, *, task_id: str, dataset_id: int | None = None) -> Task:
+    task = session.get(Task, task_id)
+    if task is None or task.state == TaskState.deleted.value or (dataset_id is not None and task.dataset_id != dataset_id):
+        raise NotFound(f"task {task_id} not found", code="task_not_found")
+    return task
+
+
+def delete_task_row(session: Session, *, task_id: str) -> None:
+    """Remove a task row outright (a submission abandoned before its flow run was recorded); not committed."""
+    session.execute(delete(Task).where(Task.id == task_id))
+
+
+def dedup_candidates(session: Session, *, key: str, since: datetime) -> list[Task]:
+    """Tasks with ``key`` created after ``since`` that are not (cached as) failed, cancelled or deleted."""
+    rows = session.exec(
+        select(Task)
+        .where(Task.dedup_key == key, Task.created_at >= since)
+        .where(Task.state.not_in([TaskState.failed.value, TaskState.cancelled.value, TaskState.deleted.value]))
+        .order_by(Task.created_at.desc())
+    ).all()
+    return list(rows)
+
+
+def active_tasks(session: Session, *, user_id: int | None = None, dataset_id: int | None = None) -> list[Task]:
+    query = select(Task).where(Task.state.in_(ACTIVE))
+    if user_id is not None:
+        query = query.where(Task.user_id == user_id)
+    if dataset_id is not None:
+        query = query.where(Task.dataset_id == dataset_id)
+    return list(session.exec(query).all())
+
+
+def artifact_bytes_since(session: Session, *, org_id: int, since: datetime) -> int:
+    total = session.exec(
+        select(func.coalesce(func.sum(Task.artifact_bytes), 0)).where(Task.org_id == org_id, Task.created_at >= since)
+    ).one()
+    return int(total or 0)
+
+
+def list_tasks(
+    session: Session,
+    *,
+    dataset_id: int | None = None,
+    user_id: int | None = None,
+    tool_id: str | None = None,
+    state: str | None = None,
+    skip: int = 0,
+    take: int = 50,
+) -> tuple[list[Task], int]:
+    query = select(Task).where(Task.state != TaskState.deleted.value)
+    if dataset_id is not None:
+        query = query.where(Task.dataset_id == dataset_id)
+    if user_id is not None:
+        query = query.where(Task.user_id == user_id)
+    if tool_id:
+        query = query.where(Task.tool_id == tool_id)
+    if state:
+        query = query.where(Task.state == state)
+    total = session.exec(select(func.count()).select_from(query.subquery())).one()
+    rows = session.exec(query.order_by(Task.created_at.desc(), Task.id).offset(skip).limit(take)).all()
+    return list(rows), total
+
+
+def terminal_tasks(session: Session, *, dataset_id: int, tool_id: str | None = None) -> list[Task]:
+    terminal = [TaskState.succeeded.value, TaskState.failed.value, TaskState.cancelled.value]
+    query = select(Task).where(Task.dataset_id == dataset_id, Task.state.in_(terminal))
+    if tool_id:
+        query = query.where(Task.tool_id == tool_id)
+    return list(session.exec(query).all())
+
+
+def expired_artifacts(session: Session, *, now: datetime) -> list[Task]:
+    rows = session.exec(select(Task).where(Task.artifact.is_not(None))).all()
+    return [task for task in rows if task.artifact and as_utc(datetime.fromisoformat(task.artifact["expiresAt"])) <= now]

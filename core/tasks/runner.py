@@ -1,0 +1,114 @@
+"""Running one attempt of a task inside a flow run: context, progress, artifact, errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from georeg.core.config import Settings
+from georeg.core.errors import GeoregError, NotFound
+from georeg.core.models import Dataset, Organization, Task
+from georeg.core.storage import dataset_dir, sha256_file
+from georeg.core.tasks.model import Tool, ToolContext
+from georeg.core.timeutil import utcnow
+
+
+def artifact_dir(settings: Settings, task_id: str) -> Path:
+    return settings.resolved_data_dir / "artifacts" / task_id
+
+
+def _update(engine: Engine, task_id: str, **fields: object) -> None:
+    with Session(engine) as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            return
+        for name, value in fields.items():
+            setattr(task, name, value)
+        session.add(task)
+        session.commit()
+
+
+def execute_task(settings: Settings, engine: Engine, *, task_id: str, tool: Tool, logger: logging.Logger) -> dict:
+    """Run ``tool`` for task ``task_id``; record progress, result and artifact on the task row.
+
+    Errors are recorded on the row and re-raised so that the flow run ends Failed.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise NotFound(f"task {task_id} not found")
+        dataset = session.get(Dataset, task.dataset_id)
+        org = session.get(Organization, task.org_id)
+        params = tool.parameters.model_validate(task.parameters)
+        attempt = task.attempts
+        task.started_at = utcnow()
+        task.error = None
+        task.progress = {"percent": 0.0, "phase": "starting", "message": ""}
+        session.add(task)
+        session.commit()
+
+    work_dir = artifact_dir(settings, task_id) / f"work-{attempt}"
+    shutil.rmtree(work_dir, ignore_errors=True)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    last = {"percent": -1.0, "phase": ""}
+
+    def report(percent: float, phase: str, message: str) -> None:
+        if percent - last["percent"] < 1 and phase == last["phase"] and percent < 100:
+            return
+        last.update(percent=percent, phase=phase)
+        try:
+            _update(engine, task_id, progress={"percent": round(percent, 1), "phase": phase, "message": message})
+        except OperationalError as exc:
+            logger.warning("progress not recorded (%s)", exc.__class__.__name__)
+
+    context = ToolContext(
+        task_id=task_id, settings=settings, engine=engine, org_slug=org.slug, dataset_id=dataset.id,
+        dataset_slug=dataset.slug, dataset_root=dataset_dir(settings.storage_dir, org.slug, dataset.slug),
+        path=task.path, work_dir=work_dir, report=report, logger=logger,
+    )
+    try:
+        outcome = tool.run(context, params)
+    except Exception as exc:
+        message = exc.message if isinstance(exc, GeoregError) else f"{type(exc).__name__}: {exc}"
+        _update(engine, task_id, error=message, progress={**last, "message": message})
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+    artifact = None
+    if outcome.artifact is not None:
+        target = artifact_dir(settings, task_id) / f"result-{attempt}{tool.artifact_extension or ''}"
+        os.replace(outcome.artifact, target)
+        size, sha256 = sha256_file(target)
+        artifact = {
+            "file": target.name, "sizeBytes": size, "sha256": sha256,
+            "expiresAt": (utcnow() + timedelta(hours=settings.artifact_ttl_hours)).isoformat(),
+        }
+    shutil.rmtree(work_dir, ignore_errors=True)
+    fields: dict = {"result": outcome.result, "progress": {"percent": 100.0, "phase": "done", "message": ""}}
+    if artifact:
+        fields.update(artifact=artifact, artifact_bytes=artifact["sizeBytes"])
+    _update(engine, task_id, **fields)
+    return {"result": outcome.result, "artifact": artifact}
+
+
+def create_scheduled_task(engine: Engine, *, tool: Tool, parameters: dict, flow_run_id: str) -> str:
+    """A task row for a run started by a schedule (no user): it shows in the job lists like any other."""
+    from georeg.core.rasters.service import registry_location
+    from georeg.core.tasks.model import TaskState, dedup_key
+
+    validated = tool.parameters.model_validate(parameters).model_dump(mode="json")
+    with Session(engine, expire_on_commit=False) as session:
+        org, dataset = registry_location(session)
+        task = Task(org_id=org.id, dataset_id=dataset.id, user_id=None, tool_id=tool.id, tool_version=tool.version,
+                    parameters=validated, flow_run_id=flow_run_id, state=TaskState.processing.value,
+                    dedup_key=dedup_key(tool=tool, dataset_id=dataset.id, path=None, user_id=None,
+                                        parameters={**validated, "scheduled_run": flow_run_id}))
+        session.add(task)
+        session.commit()
+        return task.id
