@@ -40,7 +40,9 @@ test: install-test install-pycsw
 bench: install-test install-pycsw
 	$(BIN)/python -m bench
 
+## make lint: ruff (style, bugs, annotations) and import-linter (layers)
 lint: install-test
+	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
 clean:

@@ -12,14 +12,27 @@ from fastapi.concurrency import run_in_threadpool
 
 from georeg.api.errors import install_error_handlers
 from georeg.api.prefect_client import PrefectClient
-from georeg.api.routes import csw, datasets, jobs, objects, ogc, orgs, raster_jobs, rasters, styles, system, tasks, users
+from georeg.api.routes import (
+    csw,
+    datasets,
+    jobs,
+    objects,
+    ogc,
+    orgs,
+    raster_jobs,
+    rasters,
+    styles,
+    system,
+    tasks,
+    users,
+)
 from georeg.core import __version__
 from georeg.core.bootstrap import bootstrap
 from georeg.core.config import Settings
 from georeg.core.db import make_engine
 from georeg.core.rasters.reader import limit_gdal_cache
-from georeg.core.tasks.model import ToolRegistry, default_registry
 from georeg.core.rasters.thumbnails import ThumbnailCache
+from georeg.core.tasks.model import ToolRegistry, default_registry
 
 logger = logging.getLogger("georeg.api")
 

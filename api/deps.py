@@ -9,11 +9,11 @@ from fastapi import Depends, Query, Request
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from georeg.core.registry.access import ANONYMOUS, Actor, require_admin, require_user
 from georeg.core.config import Settings
 from georeg.core.errors import AuthenticationRequired
 from georeg.core.models import User
 from georeg.core.registry import users as user_repo
+from georeg.core.registry.access import ANONYMOUS, Actor, require_admin, require_user
 from georeg.core.security import ACCESS, decode_token
 from georeg.core.tasks.model import ToolRegistry
 
@@ -85,7 +85,7 @@ class Page:
         self,
         skip: Annotated[int, Query(ge=0, description="items to skip")] = 0,
         take: Annotated[int, Query(ge=1, le=1000, description="page size")] = 100,
-    ):
+    ) -> None:
         self.skip = skip
         self.take = take
 

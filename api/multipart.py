@@ -34,7 +34,7 @@ class MultipartReader:
 
     _PREAMBLE, _AFTER_DELIMITER, _HEADERS, _BODY, _DONE = range(5)
 
-    def __init__(self, boundary: bytes):
+    def __init__(self, boundary: bytes) -> None:
         if not boundary or len(boundary) > 200:
             raise InvalidInput("invalid multipart boundary", code="bad_multipart")
         self.delimiter = b"\r\n--" + boundary

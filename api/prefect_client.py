@@ -12,7 +12,6 @@ from pydantic import BaseModel
 
 from georeg.core.errors import NotFound, ServiceUnavailable
 
-
 LOG_PAGE = 200
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 RETRY_FIRST_DELAY = 0.25
@@ -42,7 +41,7 @@ class PrefectClient:
     """Async REST client for one Prefect API."""
 
     def __init__(self, api_url: str, *, timeout: float = 10.0, read_retry_seconds: float = 5.0,
-                 submit_retry_seconds: float = 60.0, max_connections: int = 8):
+                 submit_retry_seconds: float = 60.0, max_connections: int = 8) -> None:
         """Reads give up after ``read_retry_seconds`` of failures, run creation after
         ``submit_retry_seconds``. Writes (run creation, state changes, deletions) go out one at a time:
         a Prefect server on SQLite fails concurrent writes at once with "database is locked" (503), so

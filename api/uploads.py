@@ -46,7 +46,7 @@ class _PipelinedWrites:
     call per thread and batch (``update``, ``write``) instead of one per received piece, which costs
     the threads less CPU and less waiting for the GIL than the ~256 KiB pieces themselves."""
 
-    def __init__(self, writer: TempWriter, *, expected_bytes: int | None = None):
+    def __init__(self, writer: TempWriter, *, expected_bytes: int | None = None) -> None:
         self.writer = writer
         self.buffer_size = min(FLUSH_BYTES, expected_bytes) if expected_bytes else FLUSH_BYTES
         self.buffer: bytearray | None = None

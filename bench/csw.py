@@ -25,7 +25,7 @@ QUERIES = {
 }
 
 
-def _owslib_call(url: str, body: dict):  # noqa: ANN202
+def _owslib_call(url: str, body: dict):
     from owslib import fes
     from owslib.catalogue.csw2 import CatalogueServiceWeb
 

@@ -831,7 +831,7 @@ def run() -> dict:
     if threading.current_thread() is threading.main_thread():
         # SIGTERM would otherwise end the interpreter without running the ``finally`` below,
         # leaving the whole stack running and the temp dir behind.
-        def _terminate(signum: int, _frame) -> None:  # noqa: ANN001
+        def _terminate(signum: int, _frame) -> None:
             raise SystemExit(128 + signum)
 
         previous_sigterm = signal.signal(signal.SIGTERM, _terminate)

@@ -268,7 +268,7 @@ def run() -> dict:
           f"runs {', '.join(f'{t:.3f}' for t in georeg_times)}")
     print(f"  upload                            : {upload_s:7.3f} s  {_mb_per_s(size, upload_s):8.1f} MB/s")
     print(f"  download                          : {download_s:7.3f} s  {_mb_per_s(size, download_s):8.1f} MB/s")
-    pair_ratios = sorted(copy / georeg for copy, georeg in zip(copy_times, georeg_times))
+    pair_ratios = sorted(copy / georeg for copy, georeg in zip(copy_times, georeg_times, strict=False))
     print(f"  pairwise ratios                   : min {pair_ratios[0]:.2f}  median {statistics.median(pair_ratios):.2f}"
           f"  max {pair_ratios[-1]:.2f}")
     verdict = "ok" if ratio >= TARGET_RATIO else "BELOW TARGET"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from typing_extensions import Annotated
 
 SECRET_KEY_FILE = "secret_key"
 TASK_SETTINGS = ("artifact_ttl_hours", "archive_max_files", "archive_max_bytes", "archive_max_ratio", "temp_file_ttl_hours",

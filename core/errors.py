@@ -8,7 +8,7 @@ class GeoregError(Exception):
 
     code = "error"
 
-    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None):
+    def __init__(self, message: str, *, code: str | None = None, details: dict | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code:

@@ -103,7 +103,7 @@ class TempWriter:
     side by side calls :meth:`reserve` for each batch, then :meth:`hash_pieces` and :meth:`append_pieces`
     on it, possibly in two threads at once, each of the two taking the batches in their order."""
 
-    def __init__(self, tmp_dir: Path, *, max_bytes: int | None):
+    def __init__(self, tmp_dir: Path, *, max_bytes: int | None) -> None:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         self.path = tmp_dir / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         self.max_bytes = max_bytes

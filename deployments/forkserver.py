@@ -116,7 +116,7 @@ def same_user(conn: socket.socket) -> bool:
 class ForkServer:
     """The accept/fork/reap loop. ``serve`` returns only in a forked child, with what it must run."""
 
-    def __init__(self, socket_path: str):
+    def __init__(self, socket_path: str) -> None:
         self.socket_path = socket_path
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.selector = selectors.DefaultSelector()
@@ -282,7 +282,7 @@ class FlowForkServer:
     """The fork server as a child of the stack (or of a test harness): a private socket directory, the
     process, and the environment variable that points launchers at it."""
 
-    def __init__(self, *, env: dict[str, str], cwd: Path, log_file: Path | None):
+    def __init__(self, *, env: dict[str, str], cwd: Path, log_file: Path | None) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="georeg-forkserver-"))
         self.socket_path = str(self.directory / "socket")
         self.process = ChildProcess("flow-forkserver", [sys.executable, "-m", "georeg.deployments.forkserver",

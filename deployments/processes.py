@@ -34,7 +34,7 @@ def signal_group(pgid: int, sig: int) -> None:
 class ChildProcess:
     """One named child: started in a new session, stopped by signalling its process group."""
 
-    def __init__(self, name: str, command: list[str], *, env: dict[str, str], cwd: Path, log_file: Path | None):
+    def __init__(self, name: str, command: list[str], *, env: dict[str, str], cwd: Path, log_file: Path | None) -> None:
         self.name = name
         self.command = command
         self.env = env

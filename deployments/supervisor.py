@@ -21,7 +21,12 @@ from georeg.core.config import Settings
 from georeg.core.db import make_engine
 from georeg.deployments.forkserver import FlowForkServer
 from georeg.deployments.prefect_setup import (
-    SetupError, find_project_dir, prefect_env, register_all, wait_for_api, worker_command,
+    SetupError,
+    find_project_dir,
+    prefect_env,
+    register_all,
+    wait_for_api,
+    worker_command,
 )
 from georeg.deployments.processes import ChildProcess
 
@@ -89,7 +94,7 @@ def wait_for_http(url: str, *, timeout: float, child: ChildProcess) -> None:
 class Stack:
     """The children of one ``georeg serve`` and the order they start and stop in."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.project_dir = find_project_dir(settings.project_dir)
         self.logs = settings.resolved_data_dir / "logs"

@@ -162,7 +162,7 @@ def make_user(client: TestClient, admin_headers: dict[str, str]):
     return _make
 
 
-def assert_error(response, status: int, code: str | None = None) -> dict:  # noqa: ANN001
+def assert_error(response, status: int, code: str | None = None) -> dict:
     """The response is a JSON error of the georeg shape with that status (and code)."""
     assert response.status_code == status, response.text
     body = response.json()

@@ -20,7 +20,7 @@ import uuid
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -145,7 +145,7 @@ def iso_utc(value: datetime | str) -> str:
     if isinstance(value, str):
         return value
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -334,7 +334,7 @@ class _Builder:
             refs.append(NbsReference("WWW:LINK-1.0-http--link", f"{self.base}/dataset/{title}", "Landing page",
                                      "other"))
         quicklooks = [f"{folder}/ql/{title}/{title}_{name}.tif" for name in ql_names]
-        for n, (name, relpath) in enumerate(zip(ql_names, quicklooks)):
+        for n, (name, relpath) in enumerate(zip(ql_names, quicklooks, strict=False)):
             refs.append(NbsReference(("WWW:DOWNLOAD-1.0-http--download", "download")[(i + n) % 2],
                                      self.archive_url(relpath), f"Quicklook {name} (GeoTIFF)", "download"))
         behaviours = {}
@@ -539,7 +539,7 @@ def _iso_tree(record: NbsRecord):
     if record.bbox:
         box = _el(_el(extent, "gmd:geographicElement"), "gmd:EX_GeographicBoundingBox")
         for tag, value in zip(("west", "east", "south", "north"),
-                              (record.bbox[0], record.bbox[2], record.bbox[1], record.bbox[3])):
+                              (record.bbox[0], record.bbox[2], record.bbox[1], record.bbox[3]), strict=False):
             _el(_el(box, f"gmd:{tag}BoundLongitude" if tag in ("west", "east") else f"gmd:{tag}BoundLatitude"),
                 "gco:Decimal", f"{value:g}")
     if record.begin:

@@ -72,7 +72,7 @@ class NcFixture:
         return self.path.name
 
 
-def _time(nc, count: int) -> list[str]:  # noqa: ANN001
+def _time(nc, count: int) -> list[str]:
     nc.createDimension("time", count)
     variable = nc.createVariable("time", "f8", ("time",))
     variable.units, variable.standard_name, variable.calendar = "hours since 2024-02-27 00:00:00", "time", "standard"
@@ -80,7 +80,7 @@ def _time(nc, count: int) -> list[str]:  # noqa: ANN001
     return [f"2024-02-27T{6 * index:02d}:00:00" for index in range(count)]
 
 
-def _coordinate(nc, name: str, values: np.ndarray, **attrs) -> None:  # noqa: ANN001
+def _coordinate(nc, name: str, values: np.ndarray, **attrs) -> None:
     nc.createDimension(name, len(values))
     variable = nc.createVariable(name, "f8", (name,))
     variable.setncatts(attrs)
@@ -338,7 +338,7 @@ def opendap_server(netcdf_files: NetcdfFiles, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture
-def netcdf_record(opendap_server: OpendapServer):  # noqa: ANN201
+def netcdf_record(opendap_server: OpendapServer):
     """Factory of CSW records pointing at the OPeNDAP/file server (see :func:`make_record`)."""
 
     def _make(name: str, **options) -> CswRecord:

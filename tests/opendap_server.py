@@ -39,7 +39,7 @@ def patch_xpublish_opendap() -> None:
                                                      (np.uint32, dap.UInt32), (np.float32, dap.Float32),
                                                      (np.float64, dap.Float64))}
 
-    def grid(da, dims):  # noqa: ANN001, ANN202
+    def grid(da, dims):
         if da.ndim:
             return original_grid(da, dims)
         atom = dap_xarray.dap_dtype(da)(value=da.values.item(), name=da.name)
@@ -47,7 +47,7 @@ def patch_xpublish_opendap() -> None:
             atom.append(dap_xarray.dap_attribute(key, value))
         return atom
 
-    def attribute(key, value):  # noqa: ANN001, ANN202
+    def attribute(key, value):
         if isinstance(value, (np.generic, np.ndarray)) and np.asarray(value).dtype in types:
             values = np.atleast_1d(value)
             return dap.Attribute(name=key, value=", ".join(str(item) for item in values.tolist()),
@@ -58,7 +58,7 @@ def patch_xpublish_opendap() -> None:
     dap_xarray.dap_attribute = attribute
 
 
-def load(path: Path):  # noqa: ANN201
+def load(path: Path):
     """The file as stored: no CF decoding, so packed values and their attributes pass through."""
     import xarray as xr
 
@@ -73,10 +73,10 @@ class ThreddsPaths:
     """ASGI wrapper mapping ``/thredds/dodsC/<name>[.dds|.das|.dods]`` (and Hyrax's ``/opendap/hyrax/<name>…``)
     onto xpublish's dataset routes."""
 
-    def __init__(self, app, names: set[str]) -> None:  # noqa: ANN001
+    def __init__(self, app, names: set[str]) -> None:
         self.app, self.names = app, names
 
-    async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
+    async def __call__(self, scope, receive, send) -> None:
         path = scope.get("path", "")
         prefix = next((item for item in DAP_PREFIXES if path.startswith(item)), None)
         if scope["type"] == "http" and prefix:
@@ -90,7 +90,7 @@ class ThreddsPaths:
         await self.app(scope, receive, send)
 
 
-def build_app(datasets: dict[str, Path], root: Path):  # noqa: ANN201
+def build_app(datasets: dict[str, Path], root: Path):
     import xpublish
     from fastapi.responses import PlainTextResponse, RedirectResponse
     from fastapi.staticfiles import StaticFiles

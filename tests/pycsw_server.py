@@ -111,7 +111,7 @@ def _unsynced_sqlite() -> None:
     from sqlalchemy.pool import Pool
 
     @event.listens_for(Pool, "connect")
-    def _pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
+    def _pragmas(dbapi_connection, _record) -> None:
         if isinstance(dbapi_connection, sqlite3.Connection):
             dbapi_connection.execute("PRAGMA synchronous=OFF")
 
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
     _unsynced_sqlite()
     imported = time.perf_counter()
 
-    def app(environ: dict, start_response):  # noqa: ANN202
+    def app(environ: dict, start_response):
         """pycsw.wsgi.application without gzip (pycsw 2.6 keeps the uncompressed Content-Length)."""
         environ.pop("HTTP_ACCEPT_ENCODING", None)
         return application(environ, start_response)

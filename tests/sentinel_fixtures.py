@@ -265,7 +265,7 @@ def write_s2_safe(parent: Path, *, product: str = S2_L2A_PRODUCT, size: int = 25
             pixels = size * 10 // resolution
             _write_jp2(safe / f"{name}.jp2", s2_reflectance(band, pixels, seed=seed), resolution=resolution)
             image_files.append(name)
-    (safe / granule / f"MTD_TL.xml").write_text(f'<?xml version="1.0"?>\n<Tile_ID>{parts["tile"]}</Tile_ID>\n')
+    (safe / granule / "MTD_TL.xml").write_text(f'<?xml version="1.0"?>\n<Tile_ID>{parts["tile"]}</Tile_ID>\n')
     (safe / f"MTD_MSI{level}.xml").write_text(_s2_mtd(parts, product, image_files))
     (safe / "manifest.safe").write_text('<?xml version="1.0"?>\n<xfdu:XFDU xmlns:xfdu="urn:ccsds:schema:xfdu:1"/>\n')
     return safe
@@ -292,7 +292,7 @@ def zip_safe(safe: Path, destination: Path) -> Path:
     return destination
 
 
-def place(root: Path, build, product: str, *, zipped: bool, **options) -> Path:  # noqa: ANN001
+def place(root: Path, build, product: str, *, zipped: bool, **options) -> Path:
     """Build a product with ``build(parent, product=..., **options)`` at its NBS place under ``root``."""
     folder = root / nbs_directory(product)
     if not zipped:

@@ -20,16 +20,16 @@ from sqlmodel import Session, select
 from georeg.api.deps import ActorDep, CurrentUser, SessionDep, SettingsDep, ToolsDep
 from georeg.api.routes.raster_jobs import start_registry_job
 from georeg.api.task_views import refresh_states_for_reading
-from georeg.core.rasters import styles as styles
-from georeg.core.registry.access import Actor, require_user
-from georeg.core.config import Settings
 from georeg.core.catalog.csw import CswClient, CswPage, CswQuery, CswRecord
-from georeg.core.errors import GeoregError, InvalidInput, UpstreamError
 from georeg.core.catalog.ingest import IngestMode, plan_ingest, select_references
+from georeg.core.config import Settings
+from georeg.core.errors import GeoregError, InvalidInput, UpstreamError
 from georeg.core.models import Raster, Task
 from georeg.core.netcdf.to_geotiff import plan_netcdf
+from georeg.core.rasters import styles as styles
 from georeg.core.rasters.ogc import FEATURE_TYPE
 from georeg.core.rasters.profiles import all_profiles, profile_for
+from georeg.core.registry.access import Actor, require_user
 from georeg.core.sentinel import SafeParameters, parse_product
 from georeg.core.tasks.model import TaskState, ToolRegistry
 from georeg.core.tasks.tools.sentinel_safe import SentinelSafeParams, plan_for

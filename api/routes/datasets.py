@@ -6,8 +6,6 @@ from fastapi import APIRouter, Response, status
 from sqlmodel import Session
 
 from georeg.api.deps import ActorDep, PageDep, SessionDep, SettingsDep
-from georeg.core.registry.access import dataset_permission, org_permission
-from georeg.core.registry.guards import load_dataset, load_org
 from georeg.core.models import (
     CamelModel,
     Dataset,
@@ -19,9 +17,11 @@ from georeg.core.models import (
     Permission,
     Visibility,
 )
-from georeg.core.registry.objects import remove_dataset_files, rename_dataset_files
 from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import entries as entry_repo
+from georeg.core.registry.access import dataset_permission, org_permission
+from georeg.core.registry.guards import load_dataset, load_org
+from georeg.core.registry.objects import remove_dataset_files, rename_dataset_files
 from georeg.core.timeutil import utcnow
 
 router = APIRouter(prefix="/orgs/{orgSlug}/ds", tags=["datasets"])

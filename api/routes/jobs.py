@@ -10,11 +10,11 @@ from sqlmodel import Session
 from georeg.api.deps import ActorDep, AdminUser, CurrentUser, SessionDep, SettingsDep
 from georeg.api.routes.tasks import cancel_or_delete
 from georeg.api.task_views import job_view, refresh_states_for_reading, task_view
-from georeg.core.registry.access import Actor
 from georeg.core.errors import NotFound
 from georeg.core.models import Dataset, Organization, Task, User
-from georeg.core.tasks import repository as task_repo
 from georeg.core.registry import users as user_repo
+from georeg.core.registry.access import Actor
+from georeg.core.tasks import repository as task_repo
 from georeg.core.tasks.model import TaskState
 
 router = APIRouter(tags=["tasks"])

@@ -14,11 +14,11 @@ from georeg.api.downloads import file_response, zip_response
 from georeg.api.routes.datasets import entry_public
 from georeg.api.uploads import receive_upload
 from georeg.core.errors import InvalidInput, InvalidPath, NotFound
-from georeg.core.registry.guards import load_dataset
 from georeg.core.models import CamelModel, Entry, EntryType, Permission
-from georeg.core.registry.objects import delete_objects, entry_files, move_object, storage_root, store_object
 from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import entries as entry_repo
+from georeg.core.registry.guards import load_dataset
+from georeg.core.registry.objects import delete_objects, entry_files, move_object, storage_root, store_object
 from georeg.core.storage import normalize_entry_path, resolve_inside
 
 router = APIRouter(prefix="/orgs/{orgSlug}/ds/{dsSlug}", tags=["objects"])

@@ -8,10 +8,10 @@ from fastapi.responses import JSONResponse, Response
 from sqlmodel import Session, select
 
 from georeg.api.deps import SessionDep, SettingsDep
-from georeg.core.rasters import ogc as ogc
-from georeg.core.rasters import service as rasters
 from georeg.core.errors import GeoregError, NotFound
 from georeg.core.models import Raster
+from georeg.core.rasters import ogc as ogc
+from georeg.core.rasters import service as rasters
 
 router = APIRouter(tags=["ogc"])
 EXCEPTION_TYPE = "application/vnd.ogc.se_xml"

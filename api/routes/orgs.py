@@ -6,10 +6,10 @@ from fastapi import APIRouter, Response, status
 from sqlmodel import Session
 
 from georeg.api.deps import ActorDep, CurrentUser, PageDep, SessionDep, SettingsDep
-from georeg.core.registry.guards import load_org
 from georeg.core.models import Organization, OrgCreate, OrgPublic, OrgUpdate, Permission
-from georeg.core.registry.objects import remove_org_files
 from georeg.core.registry import orgs as org_repo
+from georeg.core.registry.guards import load_org
+from georeg.core.registry.objects import remove_org_files
 
 router = APIRouter(prefix="/orgs", tags=["organizations"])
 

@@ -11,12 +11,12 @@ from pydantic import BaseModel, Field
 
 from georeg.api.deps import ActorDep, CurrentUser, SessionDep, SettingsDep, ToolsDep
 from georeg.api.routes.tasks import start_task
-from georeg.core.rasters import service as rasters
-from georeg.core.registry.access import Actor, check_dataset
 from georeg.core.errors import GeoregError, InvalidInput
 from georeg.core.models import Task
+from georeg.core.rasters import service as rasters
 from georeg.core.rasters.thumbnails import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE
 from georeg.core.rasters.tiles import MAX_ZOOM, cached_tile, check_tile, mapcache_config
+from georeg.core.registry.access import Actor, check_dataset
 
 router = APIRouter(tags=["datasets (rasters)"])
 SYNC_THUMBNAIL_LIMIT = 20

@@ -13,8 +13,8 @@ from pydantic import BaseModel, Field
 
 from georeg.api.deps import CurrentUser, SessionDep, SettingsDep
 from georeg.api.uploads import receive_upload
-from georeg.core.rasters import service as rasters
 from georeg.core.errors import InvalidInput
+from georeg.core.rasters import service as rasters
 
 router = APIRouter(prefix="/datasets", tags=["datasets (rasters)"])
 

@@ -18,9 +18,13 @@ from georeg.api.deps import ActorDep, SessionDep, SettingsDep, ToolsDep
 from georeg.api.downloads import LargeChunkFileResponse
 from georeg.api.launcher import launch
 from georeg.api.task_views import (
-    iso, log_tail_for_reading, read_log, refresh_states, refresh_states_for_reading, task_view,
+    iso,
+    log_tail_for_reading,
+    read_log,
+    refresh_states,
+    refresh_states_for_reading,
+    task_view,
 )
-from georeg.core.registry.access import Actor, dataset_permission, require_user
 from georeg.core.errors import (
     Conflict,
     GeoregError,
@@ -30,12 +34,13 @@ from georeg.core.errors import (
     PermissionDenied,
     QuotaExceeded,
 )
-from georeg.core.registry.guards import load_dataset
 from georeg.core.models import CamelModel, Dataset, Organization, Permission, Task, User
-from georeg.core.tasks import repository as task_repo
+from georeg.core.registry.access import Actor, dataset_permission, require_user
+from georeg.core.registry.guards import load_dataset
 from georeg.core.storage import normalize_entry_path
-from georeg.core.tasks.runner import artifact_dir
+from georeg.core.tasks import repository as task_repo
 from georeg.core.tasks.model import ACTIVE_STATES, TaskState, Tool, dedup_key
+from georeg.core.tasks.runner import artifact_dir
 from georeg.core.timeutil import as_utc, utcnow
 
 logger = logging.getLogger(__name__)

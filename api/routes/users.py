@@ -9,14 +9,13 @@ from fastapi import APIRouter, Body, Request, Response, status
 from sqlmodel import Session
 
 from georeg.api.deps import ActorDep, AdminUser, CurrentUser, PageDep, SessionDep, SettingsDep, TokenDep
-from georeg.core.registry.access import Actor, org_permission, require_user
 from georeg.core.errors import AuthenticationRequired, InvalidCredentials, InvalidInput, PermissionDenied
 from georeg.core.models import (
     AdminPasswordChange,
     CamelModel,
     Credentials,
-    Permission,
     PasswordChange,
+    Permission,
     TokenPublic,
     User,
     UserCreate,
@@ -24,9 +23,10 @@ from georeg.core.models import (
     UserPublic,
     UserUpdate,
 )
-from georeg.core.registry.objects import remove_org_files
 from georeg.core.registry import orgs as org_repo
 from georeg.core.registry import users as user_repo
+from georeg.core.registry.access import Actor, org_permission, require_user
+from georeg.core.registry.objects import remove_org_files
 from georeg.core.security import ACCESS, REFRESH, decode_token, issue_token, verify_password
 
 router = APIRouter(prefix="/users", tags=["users"])

@@ -8,7 +8,7 @@ Only configured endpoints (``GEOREG_CSW_ENDPOINTS``) are ever contacted; upstrea
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from lxml import etree
@@ -149,7 +149,7 @@ def classify_reference(scheme: str | None, url: str | None = None) -> ReferenceK
 
 
 def as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def iso_utc(value: datetime) -> str:

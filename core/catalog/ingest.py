@@ -12,12 +12,12 @@ from urllib.parse import unquote, urlsplit
 
 from sqlmodel import Session, select
 
-from georeg.core.rasters import service as rasters
-from georeg.core.config import Settings
 from georeg.core.catalog.csw import CswClient, CswRecord, Reference
+from georeg.core.config import Settings
 from georeg.core.errors import GeoregError, InvalidRaster, NotFound
 from georeg.core.fetch import check_host, fetch
 from georeg.core.models import Raster
+from georeg.core.rasters import service as rasters
 from georeg.core.rasters.profiles import profile_for
 from georeg.core.storage import temp_writer
 from georeg.core.tasks.model import ProgressCallback

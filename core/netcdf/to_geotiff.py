@@ -22,13 +22,13 @@ import numpy as np
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from georeg.core.rasters import service as rasters
-from georeg.core.config import Settings
 from georeg.core.catalog.csw import CswRecord, Reference
+from georeg.core.config import Settings
 from georeg.core.errors import GeoregError, InvalidInput, InvalidRaster, NotFound, PayloadTooLarge, UpstreamError
 from georeg.core.fetch import check_host, host_allowed
-from georeg.core.netcdf.source import NetcdfSource, VariableInfo, dap_base, list_variables, open_netcdf, url_kind
 from georeg.core.netcdf.georef import Georef, attr, georeference, is_time, time_label
+from georeg.core.netcdf.source import NetcdfSource, VariableInfo, dap_base, list_variables, open_netcdf, url_kind
+from georeg.core.rasters import service as rasters
 from georeg.core.rasters.profiles import Profile, profile_for
 from georeg.core.storage import CHUNK_SIZE, TEMP_PREFIX, TempWriter, temp_writer
 from georeg.core.tasks.model import ProgressCallback
@@ -153,7 +153,7 @@ class Layout:
 def layout(dataset: Any, variable: Any, time_index: int | None) -> Layout:
     index: list = []
     result = Layout(index=())
-    for dim, size in zip(variable.dimensions[:-2], variable.shape[:-2]):
+    for dim, size in zip(variable.dimensions[:-2], variable.shape[:-2], strict=False):
         if is_time(dataset, dim) and result.time_dim is None:
             chosen = (time_index or 0) + (size if (time_index or 0) < 0 else 0)
             if not 0 <= chosen < size:
@@ -198,7 +198,7 @@ def nodata_for(variable: Any, dtype: np.dtype) -> float | int:
 def _block(variable: Any, plan: Layout, georef: Georef, rows: tuple[int, int]) -> np.ma.MaskedArray:
     height = variable.shape[-2]
     start, stop = (height - rows[1], height - rows[0]) if georef.flip_rows else rows
-    block = np.ma.asarray(variable[plan.index + (slice(start, stop), slice(None))])
+    block = np.ma.asarray(variable[(*plan.index, slice(start, stop), slice(None))])
     if block.dtype.kind == "f":
         block = np.ma.masked_invalid(block)
     block = block.reshape((plan.bands, stop - start, variable.shape[-1]))

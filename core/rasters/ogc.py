@@ -14,9 +14,9 @@ from rasterio.crs import CRS
 from rasterio.errors import CRSError, RasterioError
 from rasterio.warp import transform as warp_transform
 
-from georeg.core.rasters import styles as styles
 from georeg.core.errors import GeoregError, InvalidInput
 from georeg.core.models import Raster
+from georeg.core.rasters import styles as styles
 
 WMS_NS = "http://www.opengis.net/wms"
 XLINK = "http://www.w3.org/1999/xlink"

@@ -135,7 +135,7 @@ def outline_bounds(ds: DatasetReader, points_per_edge: int = 21) -> list[float]:
 class RasterReader:
     """``with RasterReader(path) as reader: info = reader.info()``; unreadable files raise InvalidRaster."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path) -> None:
         self.path = path
         self._dataset = None
 

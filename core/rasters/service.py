@@ -16,15 +16,15 @@ from georeg.core.config import Settings
 from georeg.core.db import SEARCH_INDEX_TABLE
 from georeg.core.errors import InvalidInput, InvalidRaster, NotFound
 from georeg.core.models import Dataset, Entry, EntryType, Raster
-from georeg.core.registry.objects import commit_with_file, resolve_mounted, storage_root
 from georeg.core.rasters.profiles import detect_platform
 from georeg.core.rasters.reader import RasterReader, native_crs, pixel_at
+from georeg.core.rasters.thumbnails import ThumbnailCache
+from georeg.core.rasters.tiles import tileset_dir
 from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import entries as entry_repo
 from georeg.core.registry import orgs as org_repo
+from georeg.core.registry.objects import commit_with_file, resolve_mounted, storage_root
 from georeg.core.storage import TempWriter, prune_empty_parents, remove_tree, resolve_inside, sha256_file
-from georeg.core.rasters.thumbnails import ThumbnailCache
-from georeg.core.rasters.tiles import tileset_dir
 
 DEFAULT_ORG = "default"
 REGISTRY_DATASET = "registry"

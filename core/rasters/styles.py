@@ -46,6 +46,7 @@ an ordinary ``Normalize``. Nodata in ``rgb`` is left to the server (GeoServer ma
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -229,11 +230,11 @@ def color_at(stops: list[Stop], value: float) -> str:
         return stops[0].color
     if value >= stops[-1].quantity:
         return stops[-1].color
-    for left, right in zip(stops, stops[1:]):
+    for left, right in itertools.pairwise(stops):
         if left.quantity <= value <= right.quantity:
             t = (value - left.quantity) / (right.quantity - left.quantity)
             a, b = _rgb(left.color), _rgb(right.color)
-            return _hex(tuple(x + (y - x) * t for x, y in zip(a, b)))
+            return _hex(tuple(x + (y - x) * t for x, y in zip(a, b, strict=False)))
     return stops[-1].color
 
 
@@ -248,7 +249,7 @@ def viridis_stops(raster: Raster) -> list[Stop]:
     lo, hi = limits(raster)
     values = _spread(lo, hi, len(VIRIDIS))
     labels = [f"p2 {_label(lo)}"] + [_label(v) for v in values[1:-1]] + [f"p98 {_label(hi)}"]
-    return [Stop(q, color, label=label) for q, color, label in zip(values, VIRIDIS, labels)]
+    return [Stop(q, color, label=label) for q, color, label in zip(values, VIRIDIS, labels, strict=False)]
 
 
 def s1_db_range(raster: Raster) -> tuple[float, float]:
@@ -286,7 +287,7 @@ def s1_amplitude_db_stops(raster: Raster) -> list[Stop]:
         if value is not None and value > 0 and math.isclose(value, amplitudes[index], rel_tol=1e-9):
             amplitudes[index] = value
     return [Stop(amplitude, _gray(255 * index / (S1_DB_STOPS - 1)), label=f"{db:.1f} dB")
-            for index, (amplitude, db) in enumerate(zip(amplitudes, levels))]
+            for index, (amplitude, db) in enumerate(zip(amplitudes, levels, strict=False))]
 
 
 def dem_terrain_stops(raster: Raster) -> list[Stop]:
@@ -311,7 +312,7 @@ def dem_terrain_stops(raster: Raster) -> list[Stop]:
     labels = [_label(v) for v in values[:-1]] + [f"max {_label(hi)}"]
     if lo > 0:
         labels[0] = f"min {_label(lo)}"
-    stops += [Stop(q, color, label=label) for q, color, label in zip(values, TERRAIN_LAND, labels)]
+    stops += [Stop(q, color, label=label) for q, color, label in zip(values, TERRAIN_LAND, labels, strict=False)]
     return stops
 
 

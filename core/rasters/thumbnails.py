@@ -69,7 +69,7 @@ def render_thumbnail(path: Path, *, size: int = DEFAULT_SIZE) -> bytes:
 class ThumbnailCache:
     """Disk cache keyed by content hash and size, with an in-memory LRU of recent PNGs."""
 
-    def __init__(self, cache_dir: Path, *, tmp_dir: Path, memory_items: int = 256):
+    def __init__(self, cache_dir: Path, *, tmp_dir: Path, memory_items: int = 256) -> None:
         self.root = cache_dir / "thumbnails"
         self.tmp_dir = tmp_dir
         self.memory_items = memory_items

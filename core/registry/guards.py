@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from georeg.core.registry.access import Actor, check_dataset, check_org
 from georeg.core.models import Dataset, Organization, Permission
 from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import orgs as org_repo
+from georeg.core.registry.access import Actor, check_dataset, check_org
 
 
 def load_org(session: Session, *, actor: Actor, slug: str, need: Permission) -> Organization:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, or_
 from sqlmodel import Session, delete, select
 
-from georeg.core.registry.access import Actor
 from georeg.core.errors import Conflict, InvalidInput, NotFound
 from georeg.core.models import Organization, OrgMember, Permission, User
+from georeg.core.registry.access import Actor
 from georeg.core.slugs import validate_slug
 
 

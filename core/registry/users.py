@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, delete, select
 
 from georeg.core.errors import AccountLocked, Conflict, InvalidCredentials, InvalidInput, NotFound
-from georeg.core.models import ADMIN_ROLE, Entry, Dataset, Organization, OrgMember, Role, User, UserRoleLink
+from georeg.core.models import ADMIN_ROLE, Dataset, Entry, Organization, OrgMember, Role, User, UserRoleLink
 from georeg.core.security import hash_password, verify_password
 from georeg.core.slugs import validate_role_name, validate_slug
 from georeg.core.timeutil import as_utc, utcnow

@@ -52,7 +52,7 @@ class SafeArchive:
     without ``manifest.safe`` raises :class:`InvalidSafe`.
     """
 
-    def __init__(self, path: Path, kind: str, members: dict[str, str]):
+    def __init__(self, path: Path, kind: str, members: dict[str, str]) -> None:
         self.path = path
         self.kind = kind
         self._members = members  # relative member -> name in the zip (or relative path in the directory)

@@ -18,7 +18,6 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
-
 import rasterio
 from rasterio.control import GroundControlPoint
 from rasterio.crs import CRS
@@ -36,8 +35,8 @@ from georeg.core.sentinel.imaging import (
     publish_cog,
     scratch_profile,
     staging,
-    strip_histogram,
     stretch_lut,
+    strip_histogram,
     strips,
 )
 from georeg.core.sentinel.models import S1_PRODUCT_PREFIX, BandStretch, PlannedOutput, SafeOutput, SafeParameters

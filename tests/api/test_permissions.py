@@ -38,7 +38,7 @@ ALLOWED = {  # who holds at least this permission on acme
 ERROR_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found"}
 
 
-def _ok(response, status: int = 200):  # noqa: ANN001, ANN202
+def _ok(response, status: int = 200):
     assert response.status_code == status, response.text
     return response
 
@@ -57,10 +57,10 @@ class Registry:
         self.pristine: dict[str, dict] = {}
         self.dirty: set[str] = {ORG, PUBLIC_ORG}
 
-    def call(self, role: str, method: str, url: str, **kwargs):  # noqa: ANN201
+    def call(self, role: str, method: str, url: str, **kwargs):
         return self.client.request(method, url, headers=self.headers[role], **kwargs)
 
-    def admin(self, method: str, url: str, **kwargs):  # noqa: ANN201
+    def admin(self, method: str, url: str, **kwargs):
         return self.call("sysadmin", method, url, **kwargs)
 
     def snapshot(self, org: str) -> dict:
@@ -128,7 +128,7 @@ def world(registry: Registry) -> Registry:
     return registry
 
 
-def _check(response, expected: int) -> None:  # noqa: ANN001
+def _check(response, expected: int) -> None:
     if expected >= 400:
         assert_error(response, expected, ERROR_CODES[expected])
     else:

@@ -102,7 +102,7 @@ def assert_same_picture(ours: np.ndarray, truth: np.ndarray) -> None:
 
 
 def test_gcp_only_thumbnail_tiles_and_wms_are_warped(client, admin_headers, gcp_pair):
-    gcp_only, twin = gcp_pair
+    _gcp_only, twin = gcp_pair
     ours, truth = (register(client, admin_headers, path)["dataset_id"] for path in gcp_pair)
     thumbnail = Image.open(io.BytesIO(client.get(f"/datasets/{ours}/thumbnail.png", params={"size": 100}).content))
     assert thumbnail.size == (100, 75) and np.asarray(thumbnail)[..., 1].min() == 255
@@ -129,7 +129,7 @@ def test_gcp_only_across_the_antimeridian(client, admin_headers, tmp_path):
     gcp_only = write_geotiff(tmp_path / "dateline_gcps.tif", gcp_crs="EPSG:4326", data=data, **DATELINE)
     twin = write_geotiff(tmp_path / "dateline_twin.tif", data=data, **DATELINE)
     record = register(client, admin_headers, gcp_only)
-    west, south, east, north = record["bounds"]["wgs84"]
+    west, _south, east, _north = record["bounds"]["wgs84"]
     assert 179 < west < 179.2 and -179.2 < east < -179 and west > east
     assert client.get(f"/datasets/{record['dataset_id']}/extent.geojson").json()["geometry"]["type"] == "MultiPolygon"
     for row, col in ((5, 10), (50, 190), (99, 100)):

@@ -242,7 +242,7 @@ def test_mounted_raster_downloads_through_objects_api(client, admin_headers, ras
     mounted_file = write_geotiff(mount / "scenes" / "mounted.tif", width=300, height=200)
     settings.mount_roots = [mount]
     mounted = client.post("/datasets/from-string", json={"path": str(mounted_file)}, headers=admin_headers).json()
-    owned = upload(client, admin_headers, rasters_dir["polar"]).json()
+    upload(client, admin_headers, rasters_dir["polar"]).json()
     base = "/orgs/default/ds/registry"
     entries = {e["path"] for e in client.post(f"{base}/search", json={"query": "*.tif"}, headers=admin_headers).json()}
     mounted_path = next(p for p in entries if p.startswith("mounted/"))

@@ -14,8 +14,8 @@ from starlette.routing import NoMatchFound
 
 from georeg.api.app import create_app
 from georeg.api.routes import styles as styles_routes
-from georeg.core.rasters import styles as styles
 from georeg.core.models import Raster
+from georeg.core.rasters import styles as styles
 from tests.conftest import ADMIN_PASSWORD, assert_error
 from tests.rasters import write_geotiff
 

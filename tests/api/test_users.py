@@ -36,7 +36,7 @@ def test_bad_json_and_missing_fields_are_422(client):
 
 def test_lockout_after_five_failures(client, make_user):
     make_user("lena", "right-password")
-    for attempt in range(5):
+    for _attempt in range(5):
         assert_error(client.post("/users/authenticate", json={"userName": "lena", "password": "bad"}), 401)
     locked = client.post("/users/authenticate", json={"userName": "lena", "password": "right-password"})
     assert_error(locked, 429, "account_locked")

@@ -7,8 +7,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from pydantic import ValidationError
 
+from georeg.core.catalog.csw import (
+    CswQuery,
+    allowed_endpoint,
+    build_constraints,
+    classify_reference,
+    iso_utc,
+    normalize_time,
+)
 from georeg.core.config import Settings
-from georeg.core.catalog.csw import CswQuery, allowed_endpoint, build_constraints, classify_reference, iso_utc, normalize_time
 from georeg.core.errors import InvalidInput
 from georeg.core.fetch import host_allowed
 from georeg.core.rasters.profiles import detect_platform, profile_for

@@ -8,9 +8,8 @@ from sqlmodel import SQLModel
 
 from georeg.core.bootstrap import bootstrap
 from georeg.core.config import Settings
-from georeg.core.db import is_model_table, make_engine, migrate
+from georeg.core.db import is_model_table, make_engine, migrate, session_scope
 from georeg.core.registry import users as user_repo
-from georeg.core.db import session_scope
 
 
 def test_models_match_migrations(settings):

@@ -13,8 +13,8 @@ from sqlmodel import Session, select
 
 from georeg.api.errors import status_for
 from georeg.core.bootstrap import bootstrap
-from georeg.core.config import Settings
 from georeg.core.catalog.csw import CswRecord, Reference, classify_reference
+from georeg.core.config import Settings
 from georeg.core.db import make_engine
 from georeg.core.errors import GeoregError
 from georeg.core.models import Raster
@@ -68,7 +68,7 @@ def read_masked(path: Path) -> tuple[np.ndarray, dict]:
         return data, dataset.profile
 
 
-def assert_same_crs(crs_wkt: str, truth) -> None:  # noqa: ANN001
+def assert_same_crs(crs_wkt: str, truth) -> None:
     """Equivalent CRSs: the same point projects to the same place in both."""
     ours = Transformer.from_crs("EPSG:4326", crs_wkt, always_xy=True)
     theirs = Transformer.from_crs("EPSG:4326", truth, always_xy=True)

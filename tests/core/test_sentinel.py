@@ -37,7 +37,7 @@ from tests.sentinel_fixtures import S1_PRODUCT, S2_L2A_PRODUCT, sentinel_archive
 pytestmark = pytest.mark.usefixtures("sentinel_archive")
 
 
-def safe(archive, role: str) -> Path:  # noqa: ANN001
+def safe(archive, role: str) -> Path:
     return locate_safe(archive.products[role], [archive.root])
 
 
@@ -235,7 +235,7 @@ def test_progress_is_reported_per_output(sentinel_archive, tmp_path):  # noqa: F
 
 # ---------------------------------------------------------------- Sentinel-2
 
-def direct_band(archive: SafeArchive, member: str, size: int, percentiles=(0.5, 99.5), gamma=0.7):  # noqa: ANN001
+def direct_band(archive: SafeArchive, member: str, size: int, percentiles=(0.5, 99.5), gamma=0.7):
     """(stretched band on the 10 m grid by nearest upsampling, raw values on the grid, low, high)."""
     with rasterio.open(archive.gdal_path(member)) as src:
         native = src.read(1)

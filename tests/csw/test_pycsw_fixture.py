@@ -31,7 +31,7 @@ def query(csw: CatalogueServiceWeb, constraints: list, *, start: int = 1, limit:
     return list(csw.records.values())
 
 
-def ids(records) -> list[str]:  # noqa: ANN001
+def ids(records) -> list[str]:
     return [record.identifier for record in records]
 
 

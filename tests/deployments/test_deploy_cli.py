@@ -12,7 +12,12 @@ import pytest
 
 from georeg.deployments import prefect_setup
 from georeg.deployments.prefect_setup import (
-    SetupError, deployment_fingerprint, engine_command, ensure_work_pool, prefect_env, register_all,
+    SetupError,
+    deployment_fingerprint,
+    engine_command,
+    ensure_work_pool,
+    prefect_env,
+    register_all,
 )
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ import time
 
 from georeg.core.config import Settings
 from georeg.core.db import make_engine, session_scope
-from georeg.core.registry import orgs as org_repo
 from georeg.core.registry import datasets as dataset_repo
+from georeg.core.registry import orgs as org_repo
 
 
 def test_cleanup_removes_stale_temp_files_and_orphans(settings: Settings, monkeypatch, client):

@@ -84,7 +84,7 @@ def launch(env: dict, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def wait_for(condition, timeout: float = 30.0) -> None:  # noqa: ANN001
+def wait_for(condition, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
@@ -99,7 +99,7 @@ def test_engine_output_and_exit_code_come_through_the_launcher(standalone):
     assert "Invalid flow run id" in result.stderr, result.stderr
 
 
-def start_hanging_run(standalone) -> tuple[subprocess.Popen, psutil.Process]:  # noqa: ANN001
+def start_hanging_run(standalone) -> tuple[subprocess.Popen, psutil.Process]:
     """A launcher whose forked run hangs loading its flow run from the silent API, and that run."""
     server, env = standalone
     before = {p.pid for p in forked_children(server)}
@@ -133,7 +133,7 @@ def test_without_a_fork_server_the_launcher_becomes_the_engine(standalone, tmp_p
 
 
 def test_connections_that_send_garbage_are_refused_and_serving_goes_on(standalone):
-    server, env = standalone
+    server, _env = standalone
     for payload in (b"", b"\x00\x00", b"\xff\xff\xff\xff{}", b"\x00\x00\x00\x02{}"):
         probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         probe.connect(server.socket_path)

@@ -41,7 +41,7 @@ def submit(client, headers, parameters: dict, expect: str) -> dict:
     return task
 
 
-def registered_file(settings, dataset_id: str):  # noqa: ANN001, ANN201
+def registered_file(settings, dataset_id: str):
     engine = make_engine(settings.effective_database_url)
     with Session(engine) as session:
         path = raster_file(session, settings, get_raster(session, public_id=dataset_id))

@@ -76,7 +76,7 @@ def runs_tagged(api_url: str, tag: str, *, patience: float = 120.0) -> list[dict
         time.sleep(1.0)
 
 
-def task_rows(settings) -> list[Task]:  # noqa: ANN001
+def task_rows(settings) -> list[Task]:
     engine = make_engine(settings.effective_database_url)
     try:
         with Session(engine) as session:

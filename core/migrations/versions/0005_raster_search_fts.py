@@ -13,7 +13,6 @@ Create Date: 2026-11-23 17:30:00
 """
 from alembic import op
 
-
 revision = '0005'
 down_revision = '0004'
 branch_labels = None

@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 from georeg.core.errors import InvalidInput, InvalidPath, NotFound, PayloadTooLarge
 from georeg.core.models import Permission
-from georeg.core.registry.objects import store_object
 from georeg.core.registry import entries as entry_repo
+from georeg.core.registry.objects import store_object
 from georeg.core.storage import CHUNK_SIZE, TempWriter, normalize_entry_path, resolve_inside
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
 from georeg.core.tasks.tools.common import required_path, task_session

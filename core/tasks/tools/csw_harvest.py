@@ -4,14 +4,14 @@ settings; a record that already has a registered dataset is skipped, so runs are
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
 from georeg.core.catalog.csw import MAX_LIMIT, CswClient, CswQuery, CswRecord
-from georeg.core.errors import GeoregError
 from georeg.core.catalog.ingest import IngestMode, ingest_record, plan_ingest
+from georeg.core.errors import GeoregError
 from georeg.core.models import Permission, Raster
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
 
@@ -43,7 +43,7 @@ def run_harvest(context: ToolContext, params: HarvestParams) -> ToolOutcome:
     query = CswQuery(
         keywords=params.keywords if params.keywords is not None else settings.csw_harvest_keywords,
         anytext=params.anytext or settings.csw_harvest_anytext,
-        start_datetime=datetime.now(timezone.utc) - timedelta(hours=window), limit=MAX_LIMIT,
+        start_datetime=datetime.now(UTC) - timedelta(hours=window), limit=MAX_LIMIT,
     )
     with CswClient.for_settings(settings, params.endpoint or settings.csw_harvest_endpoint) as client:
         records = harvest_candidates(client, query, params.max_records or settings.csw_harvest_max_records)

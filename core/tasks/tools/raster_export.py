@@ -13,9 +13,9 @@ from rasterio.vrt import WarpedVRT
 
 from georeg.core.errors import InvalidInput, InvalidRaster
 from georeg.core.models import EntryType, Permission
-from georeg.core.registry.objects import entry_files
 from georeg.core.rasters.reader import native_crs
 from georeg.core.registry import entries as entry_repo
+from georeg.core.registry.objects import entry_files
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
 from georeg.core.tasks.tools.common import required_path, task_session
 

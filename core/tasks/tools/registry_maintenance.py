@@ -9,14 +9,14 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
-from georeg.core.rasters import service as rasters
-from georeg.core.errors import GeoregError
 from georeg.core.catalog.ingest import refresh_csw_metadata
+from georeg.core.errors import GeoregError
 from georeg.core.models import Entry, Permission, Raster
+from georeg.core.rasters import service as rasters
 from georeg.core.rasters.reader import RASTER_SUFFIXES
+from georeg.core.rasters.thumbnails import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, ThumbnailCache
 from georeg.core.storage import sha256_file
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
-from georeg.core.rasters.thumbnails import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, ThumbnailCache
 
 
 class NoParams(BaseModel):

@@ -9,8 +9,8 @@ from georeg.core.models import EntryType, Permission
 from georeg.core.registry.objects import classify, describe_file, entry_files
 from georeg.core.storage import sha256_file
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
-from georeg.core.timeutil import utcnow
 from georeg.core.tasks.tools.common import selected_files, task_session
+from georeg.core.timeutil import utcnow
 
 
 class RescanParams(BaseModel):

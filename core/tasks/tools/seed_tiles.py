@@ -5,11 +5,11 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, model_validator
 from sqlmodel import Session
 
-from georeg.core.rasters import service as rasters
 from georeg.core.errors import InvalidInput, NotFound
 from georeg.core.models import Permission
-from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
+from georeg.core.rasters import service as rasters
 from georeg.core.rasters.tiles import MAX_ZOOM, cached_tile, count_tiles, tiles_for
+from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
 
 MAX_SEED_TILES = 200_000
 

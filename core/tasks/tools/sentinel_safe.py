@@ -17,9 +17,9 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlmodel import Session
 
-from georeg.core.rasters import service as rasters
 from georeg.core.errors import InvalidRaster
 from georeg.core.models import Permission
+from georeg.core.rasters import service as rasters
 from georeg.core.rasters.profiles import profile_for
 from georeg.core.sentinel import (
     SafeOutput,
