@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # The pycsw test server runs in a virtualenv of its own (pycsw 2.6 pins SQLAlchemy<2 and OWSLib<0.29).
 PYCSW_VENV := .venv-pycsw
 
-.PHONY: serve test bench install install-test install-pycsw lint clean
+.PHONY: serve test bench install install-test install-pycsw install-browser lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,24 @@ $(PYCSW_VENV)/.installed: tests/pycsw-requirements.txt | $(BIN)/python
 
 install-pycsw: $(PYCSW_VENV)/.installed
 
+# The browser tests drive Debian's Chromium through Playwright (Playwright's own browser download cannot work
+# here). A file target: nothing runs once /usr/bin/chromium exists; sudo only when not already root.
+CHROMIUM := /usr/bin/chromium
+SUDO     := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+## make install-browser: Debian's Chromium for the browser tests (apt-get, only when /usr/bin/chromium is missing)
+install-browser: $(CHROMIUM)
+
 ## make serve: Prefect server (SQLite) + worker + API on http://127.0.0.1:8000 (Ctrl-C stops all)
 serve: install
 	$(BIN)/georeg serve
 
 ## make test: the whole suite (SQLite, and PostgreSQL when 127.0.0.1:5432 answers)
-test: install-test install-pycsw
+test: install-test install-pycsw install-browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## make bench: benchmarks, printing ratios against references measured in the same run

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +12,7 @@ import httpx
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
+from georeg.api.docs import install_docs
 from georeg.api.errors import install_error_handlers
 from georeg.api.prefect_client import PrefectClient
 from georeg.api.routes import (
@@ -21,28 +24,31 @@ from georeg.api.routes import (
     orgs,
     raster_jobs,
     rasters,
+    rendering,
     styles,
     system,
     tasks,
     users,
 )
+from georeg.api.tasks.sync import sync_forever
 from georeg.core import __version__
 from georeg.core.bootstrap import bootstrap
-from georeg.core.config import Settings
+from georeg.core.config import Settings, load_settings
 from georeg.core.db import make_engine
 from georeg.core.rasters.reader import limit_gdal_cache
 from georeg.core.rasters.thumbnails import ThumbnailCache
-from georeg.core.tasks.model import ToolRegistry, default_registry
+from georeg.core.tasks.model import ToolRegistry
+from georeg.core.tasks.tools import shipped_registry
 
 logger = logging.getLogger("georeg.api")
 
 
 def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None = None) -> FastAPI:
-    """Build the API. The lifespan owns the database engine, the Prefect client and the HTTP client for
-    upstream services (CSW catalogues).
+    """Build the API. The lifespan owns the database engine, the Prefect client, the HTTP client for upstream
+    services (CSW catalogues), the thumbnail cache and the task state synchroniser.
 
     ``tools`` replaces the shipped tool registry (tests add test-only tools this way)."""
-    settings = settings or Settings()
+    settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,13 +60,18 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         app.state.settings = settings
         app.state.engine = engine
         app.state.secret_key = settings.resolve_secret_key()
-        app.state.tools = tools or default_registry()
+        app.state.tools = tools or shipped_registry()
         app.state.prefect = PrefectClient(settings.effective_prefect_api_url)
         app.state.thumbnails = ThumbnailCache(settings.cache_dir, tmp_dir=settings.tmp_dir)
         app.state.upstream = httpx.Client(headers={"User-Agent": f"georeg/{__version__}"})
+        synchroniser = asyncio.create_task(sync_forever(engine=engine, settings=settings, prefect=app.state.prefect,
+                                                        tools=app.state.tools))
         try:
             yield
         finally:
+            synchroniser.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await synchroniser
             await app.state.prefect.aclose()
             app.state.upstream.close()
             engine.dispose()
@@ -70,8 +81,12 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         version=__version__,
         description="Geospatial dataset registry and processing platform.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
+    install_docs(app)
     install_error_handlers(app)
-    for module in (system, users, orgs, datasets, objects, tasks, jobs, csw, raster_jobs, rasters, styles, ogc):
+    for module in (system, users, orgs, datasets, objects, tasks, jobs, csw, raster_jobs, rasters, rendering, styles,
+                   ogc):
         app.include_router(module.router)
     return app

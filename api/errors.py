@@ -37,8 +37,8 @@ STATUS_BY_ERROR: dict[type[errors.GeoregError], int] = {
 DEFAULT_RETRY_AFTER = {503: 5}
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-              409: "conflict", 410: "gone", 413: "payload_too_large", 415: "unsupported_media_type", 416: "range_not_satisfiable",
-              422: "validation_error", 429: "too_many_requests"}
+              409: "conflict", 410: "gone", 413: "payload_too_large", 415: "unsupported_media_type",
+              416: "range_not_satisfiable", 422: "validation_error", 429: "too_many_requests"}
 
 
 def status_for(error: errors.GeoregError) -> int:

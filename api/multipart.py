@@ -1,8 +1,9 @@
 """A small streaming ``multipart/form-data`` reader.
 
 Part bodies are located with ``bytes.find`` on the delimiter, so file content passes through at
-memory speed; header blocks are bounded. Events: :class:`PartStart`, ``bytes``/``memoryview`` (body data, valid until the next feed),
-:class:`PartEnd`; :attr:`MultipartReader.complete` tells whether the closing delimiter was seen.
+memory speed; header blocks are bounded. Events: :class:`PartStart`, ``bytes``/``memoryview``
+(body data, valid until the next feed), :class:`PartEnd`; :attr:`MultipartReader.complete` tells
+whether the closing delimiter was seen.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import httpx
 from pydantic import BaseModel
 
 from georeg.core.errors import NotFound, ServiceUnavailable
+from georeg.core.tasks.lifecycle import RunState
 
 LOG_PAGE = 200
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -18,16 +19,6 @@ RETRY_FIRST_DELAY = 0.25
 RETRY_MAX_DELAY = 4.0
 WRITE_TIMEOUT = httpx.Timeout(30.0, pool=60.0)
 WRITE_QUEUE_SECONDS = 600.0
-
-
-class FlowRunInfo(BaseModel):
-    id: str
-    state_type: str
-    state_name: str | None = None
-    state_message: str | None = None
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    deployment_id: str | None = None
 
 
 class LogLine(BaseModel):
@@ -129,7 +120,8 @@ class PrefectClient:
         return the same run."""
         deployment_id = await self.deployment_id(deployment)
         response = await self._request(
-            "POST", f"/deployments/{deployment_id}/create_flow_run", retry_seconds=self.submit_retry_seconds, write=True,
+            "POST", f"/deployments/{deployment_id}/create_flow_run", retry_seconds=self.submit_retry_seconds,
+            write=True,
             json={"parameters": parameters, "idempotency_key": idempotency_key, "tags": tags,
                   "job_variables": job_variables, "state": {"type": "SCHEDULED", "name": "Scheduled"}},
         )
@@ -154,9 +146,9 @@ class PrefectClient:
                 deleted += 1
         return deleted
 
-    async def flow_runs(self, ids: list[str]) -> dict[str, FlowRunInfo]:
+    async def flow_runs(self, ids: list[str]) -> dict[str, RunState]:
         """Current state of the given flow runs (batched)."""
-        found: dict[str, FlowRunInfo] = {}
+        found: dict[str, RunState] = {}
         for start in range(0, len(ids), 200):
             batch = ids[start : start + 200]
             response = await self._request(
@@ -164,11 +156,10 @@ class PrefectClient:
             )
             for run in response.json():
                 state = run.get("state") or {}
-                found[run["id"]] = FlowRunInfo(
+                found[run["id"]] = RunState(
                     id=run["id"], state_type=run.get("state_type") or state.get("type") or "SCHEDULED",
                     state_name=run.get("state_name") or state.get("name"), state_message=state.get("message"),
                     start_time=run.get("start_time"), end_time=run.get("end_time"),
-                    deployment_id=run.get("deployment_id"),
                 )
         return found
 
@@ -180,7 +171,8 @@ class PrefectClient:
         if response.status_code == 404:
             raise NotFound(f"flow run {flow_run_id} not found")
 
-    async def logs(self, flow_run_id: str, *, after: datetime | None, limit: int, newest_first: bool = False) -> list[LogLine]:
+    async def logs(self, flow_run_id: str, *, after: datetime | None, limit: int,
+                   newest_first: bool = False) -> list[LogLine]:
         """Up to ``limit`` logs of a flow run with timestamp >= ``after``, oldest first (paged by 200,
         the server's maximum page size); ``newest_first`` reads from the end instead."""
         flt: dict = {"flow_run_id": {"any_": [flow_run_id]}}

@@ -26,6 +26,19 @@ FLUSH_BYTES = 4 * 1024 * 1024
 MAX_BATCHES_IN_FLIGHT = 2
 
 
+def multipart_body(fields: dict[str, dict], *, required: list[str]) -> dict:
+    """``openapi_extra`` documenting a ``multipart/form-data`` body that a route reads itself (streamed)."""
+    schema = {"type": "object", "properties": fields, "required": required}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+MULTIPART_UPLOAD = multipart_body({
+    "file": {"type": "string", "format": "binary", "description": "the file (leave out to create a folder)"},
+    "path": {"type": "string", "maxLength": 1024,
+             "description": "destination in the dataset; a trailing '/' puts the file in that folder"},
+}, required=[])
+
+
 @dataclass
 class ReceivedUpload:
     fields: dict[str, str] = field(default_factory=dict)
@@ -107,7 +120,8 @@ async def _all_of(*futures: asyncio.Future) -> None:
             raise result
 
 
-async def receive_upload(request: Request, *, tmp_dir: Path, max_bytes: int, file_field: str = "file") -> ReceivedUpload:
+async def receive_upload(request: Request, *, tmp_dir: Path, max_bytes: int,
+                         file_field: str = "file") -> ReceivedUpload:
     """Parse a ``multipart/form-data`` body: text fields plus at most one file part (``file_field``)."""
     content_type, params = parse_options_header(request.headers.get("content-type", ""))
     if content_type != b"multipart/form-data" or b"boundary" not in params:

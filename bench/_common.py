@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -32,6 +34,21 @@ def check(response: httpx.Response, what: str) -> httpx.Response:
 
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+BENCH_ROOT = PROJECT_ROOT / ".bench"
+
+
+@contextmanager
+def scratch_dir(prefix: str) -> Iterator[Path]:
+    """A fresh folder under ``<project>/.bench/`` (same file system as the project, unlike /tmp on tmpfs), removed
+    when the block ends, with ``.bench/`` itself once empty."""
+    BENCH_ROOT.mkdir(exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=BENCH_ROOT))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        with suppress(OSError):
+            BENCH_ROOT.rmdir()  # only when empty
 BENCH_ADMIN_PASSWORD = "bench-admin-pw"
 
 

@@ -95,7 +95,9 @@ def _bulk_insert(url: str, count: int) -> float:
         entries_t, rasters_t = Entry.__table__, Raster.__table__
         with engine.begin() as connection:
             real = connection.execute(select(rasters_t)).mappings().one()
-            dataset_id = connection.execute(select(entries_t.c.dataset_id).where(entries_t.c.id == real["entry_id"])).scalar_one()
+            dataset_id = connection.execute(
+                select(entries_t.c.dataset_id).where(entries_t.c.id == real["entry_id"])
+            ).scalar_one()
             template = {k: v for k, v in real.items() if k not in ("id", "entry_id")}
             rng = np.random.default_rng(100)
             for start in range(0, count, BATCH):

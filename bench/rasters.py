@@ -32,8 +32,6 @@ import contextlib
 import io
 import math
 import os
-import shutil
-import tempfile
 import threading
 import time
 import warnings
@@ -51,15 +49,14 @@ from rasterio.windows import Window
 from rio_tiler.errors import NoOverviewWarning
 from rio_tiler.io import Reader
 
-from bench._common import env_int
+from bench._common import env_int, scratch_dir
 from bench._raster_api import Api, postgres_scratch
 from bench._raster_listing import bench_listing
 from georeg.core.storage import sha256_file
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-BENCH_ROOT = PROJECT_ROOT / ".bench"
 MB = 1024 * 1024
-TARGETS = {"sample_beyond_floor_ratio": 3.0, "thumbnail_ratio": 1.5, "tile_ratio": 1.5, "list_p50_ms": 50.0, "rss_mb": 300.0}
+TARGETS = {"sample_beyond_floor_ratio": 3.0, "thumbnail_ratio": 1.5, "tile_ratio": 1.5, "list_p50_ms": 50.0,
+           "rss_mb": 300.0}
 PARTS = ("sample", "thumbnail", "tile", "listing", "register")
 
 
@@ -326,20 +323,12 @@ def run() -> dict:
     unknown = set(parts) - set(PARTS)
     if unknown:
         raise ValueError(f"unknown BENCH_RASTER_PARTS {sorted(unknown)}; use {', '.join(PARTS)}")
-    BENCH_ROOT.mkdir(exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix="rasters-", dir=BENCH_ROOT))
-    mount = tmp / "mount"
-    mount.mkdir()
     results: dict = {"targets": TARGETS}
-    try:
+    with scratch_dir("rasters-") as tmp:
+        mount = tmp / "mount"
+        mount.mkdir()
         if {"sample", "thumbnail", "tile", "register"} & set(parts):
             _api_parts(results, parts, tmp, mount)
         if "listing" in parts:
             _listing_parts(results, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
-            BENCH_ROOT.rmdir()
-        except OSError:
-            pass
     return results

@@ -189,7 +189,8 @@ def _bench(family: str, safe: Path, work: Path, runs: int) -> dict:
     cpu = {side: median(side, "cpu_seconds") for side in sides}
     peak = {side: max(sample["peak_mb"] for sample in measured[side]) for side in sides}
     ratio, cpu_ratio = wall["georeg"] / wall["reference"], cpu["georeg"] / cpu["reference"]
-    result = {"reference_s": round(wall["reference"], 3), "georeg_s": round(wall["georeg"], 3), "ratio": round(ratio, 3),
+    result = {"reference_s": round(wall["reference"], 3), "georeg_s": round(wall["georeg"], 3),
+              "ratio": round(ratio, 3),
               "reference_cpu_s": round(cpu["reference"], 3), "georeg_cpu_s": round(cpu["georeg"], 3),
               "cpu_ratio": round(cpu_ratio, 3), "target": TARGET_RATIO, "meets_target": ratio <= TARGET_RATIO,
               "reference_peak_mb": round(peak["reference"], 1), "georeg_peak_mb": round(peak["georeg"], 1),

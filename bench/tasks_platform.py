@@ -604,7 +604,7 @@ def _burst(api: Api, stack: Stack, count: int, threads: int, attempts: int, time
     submit_deadline = started + 0.75 * timeout
     abort = threading.Event()
 
-    def submit_one(index: int) -> None:
+    def submit_one(_index: int) -> None:
         nonlocal not_submitted
         if abort.is_set() or time.perf_counter() > submit_deadline:
             with lock:
@@ -666,8 +666,10 @@ def _burst(api: Api, stack: Stack, count: int, threads: int, attempts: int, time
         print(f"(b) burst: {count} bulk-download tasks from {threads} threads; submitted in {submit_s:.1f} s: "
               f"{len(accepted)} accepted, {count - len(accepted) - not_submitted} rejected, "
               f"{not_submitted} not submitted (time budget/abort)", flush=True)
-        print(f"    answers {dict(sorted(codes.items(), key=str))}; first tries {dict(sorted(first_try.items(), key=str))}; "
-              f"answer time median {statistics.median(answer_times or [0]):.2f} s, max {max(answer_times or [0]):.2f} s", flush=True)
+        print(f"    answers {dict(sorted(codes.items(), key=str))}; "
+              f"first tries {dict(sorted(first_try.items(), key=str))}; "
+              f"answer time median {statistics.median(answer_times or [0]):.2f} s, "
+              f"max {max(answer_times or [0]):.2f} s", flush=True)
 
         # drain: poll the list every 5 s until every accepted task is terminal
         last_states: dict[str, str] = {}

@@ -10,12 +10,10 @@ from sqlalchemy.engine import Engine
 from georeg.core.config import Settings
 from georeg.core.db import migrate, session_scope
 from georeg.core.models import ADMIN_ROLE
-from georeg.core.rasters.service import registry_location
+from georeg.core.rasters.service import REGISTRY_ORG, create_registry_location
 from georeg.core.registry import orgs as org_repo
 from georeg.core.registry import users as user_repo
 from georeg.core.security import set_hashing_cost
-
-DEFAULT_ORG = "default"
 
 
 class BootstrapReport(BaseModel):
@@ -46,9 +44,10 @@ def bootstrap(settings: Settings, engine: Engine) -> BootstrapReport:
                 email=settings.admin_email,
                 roles=[ADMIN_ROLE],
             )
-        if org_repo.find_org(session, slug=DEFAULT_ORG) is None:
-            org_repo.create_org(session, slug=DEFAULT_ORG, name="Default", owner=admin, is_public=False)
-        registry_location(session)
+        default_org = org_repo.find_org(session, slug=REGISTRY_ORG)
+        if default_org is None:
+            default_org = org_repo.create_org(session, slug=REGISTRY_ORG, name="Default", owner=admin, is_public=False)
+        create_registry_location(session, org=default_org)
         return BootstrapReport(
             admin_username=settings.admin_username, admin_created=created, generated_password=generated
         )

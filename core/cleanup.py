@@ -14,7 +14,7 @@ from georeg.core.db import session_scope
 from georeg.core.models import Dataset, Entry, Organization
 from georeg.core.storage import TEMP_PREFIX, remove_tree
 from georeg.core.tasks import repository as task_repo
-from georeg.core.tasks.runner import artifact_dir
+from georeg.core.tasks.lifecycle import artifact_dir
 from georeg.core.timeutil import utcnow
 
 

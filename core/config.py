@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"
-TASK_SETTINGS = ("artifact_ttl_hours", "archive_max_files", "archive_max_bytes", "archive_max_ratio", "temp_file_ttl_hours",
-                 "csw_timeout_seconds", "download_max_bytes", "flow_heartbeats")
+TASK_SETTINGS = ("artifact_ttl_hours", "archive_max_files", "archive_max_bytes", "archive_max_ratio",
+                 "temp_file_ttl_hours", "csw_timeout_seconds", "download_max_bytes", "flow_heartbeats")
 LIST_TASK_SETTINGS = ("mount_roots", "safe_roots", "csw_endpoints", "download_hosts")
+LIST_SETTINGS = (*LIST_TASK_SETTINGS, "csw_harvest_keywords")
 NBS_CSW_ENDPOINT = "https://nbs.csw.met.no/csw"
 NBS_DOWNLOAD_HOSTS = ("nbs.met.no", "nbs.csw.met.no")
 
@@ -73,13 +75,25 @@ class Settings(BaseSettings):
     csw_harvest_window_hours: float = Field(default=24.0, gt=0)
     csw_harvest_max_records: int = Field(default=200, ge=1)
 
-    @field_validator("mount_roots", "safe_roots", "csw_endpoints", "download_hosts", "csw_harvest_keywords",
-                     mode="before")
+    task_state_sync_seconds: float = Field(default=2.0, gt=0, le=3600)
+
+    @field_validator(*LIST_SETTINGS, mode="before")
     @classmethod
-    def _split_lists(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]
-        return value
+    def _split_lists(cls, value: object, info: ValidationInfo) -> object:
+        """A JSON list (``["a", "b"]``, the pydantic-settings convention) or comma-separated text (``a,b``)."""
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                parsed = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"GEOREG_{info.field_name.upper()} is not a valid JSON list ({exc.msg} at character "
+                                 f"{exc.pos}); give a JSON list of strings or comma-separated values") from exc
+            if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
+                raise ValueError(f"GEOREG_{info.field_name.upper()} must be a JSON list of strings")
+            return [item.strip() for item in parsed if item.strip()]
+        return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
 
     @cached_property
     def resolved_data_dir(self) -> Path:
@@ -127,7 +141,7 @@ class Settings(BaseSettings):
         for name in TASK_SETTINGS:
             env[f"GEOREG_{name.upper()}"] = str(getattr(self, name))
         for name in LIST_TASK_SETTINGS:
-            env[f"GEOREG_{name.upper()}"] = ",".join(str(item) for item in getattr(self, name))
+            env[f"GEOREG_{name.upper()}"] = json.dumps([str(item) for item in getattr(self, name)])
         return env
 
     def ensure_layout(self) -> None:
@@ -149,3 +163,20 @@ class Settings(BaseSettings):
         tmp.chmod(0o600)
         tmp.replace(key_file)
         return key
+
+
+class SettingsError(Exception):
+    """Settings that cannot be read; the message names each offending ``GEOREG_*`` variable."""
+
+
+def load_settings() -> Settings:
+    """:class:`Settings` from the environment, or :class:`SettingsError` saying which variables are wrong."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "GEOREG_" + "_".join(str(part) for part in error["loc"][:1]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            problems.append(message if message.startswith(name) else f"{name}: {message}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from exc

@@ -28,7 +28,8 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout."""
     if url.startswith("sqlite"):
         engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=40, pool_timeout=60
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20, max_overflow=40,
+            pool_timeout=60,
         )
 
         @event.listens_for(engine, "connect")

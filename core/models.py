@@ -1,6 +1,7 @@
-"""Registry data model (SQLModel). Tables plus the Create/Update/Public schemas of the API.
+"""Registry data model (SQLModel tables), the enums they use, and the bases of the API schemas.
 
-API-facing schemas speak camelCase (DroneDB style) through :class:`CamelModel`.
+The Registry API's Create/Update/Public schemas live in ``georeg.core.registry.schemas``; they speak camelCase
+(DroneDB style) through :class:`CamelModel`.
 """
 
 from __future__ import annotations
@@ -151,124 +152,6 @@ class Entry(SQLModel, table=True):
     footprint: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     crs: str | None = None
     bounds: list[float] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
-
-
-# --------------------------------------------------------------------------- API schemas
-
-
-class TokenPublic(CamelModel):
-    token: str
-    expires: UtcDateTime
-    refresh_token: str
-    username: str
-    email: str
-    roles: list[str]
-
-
-class Credentials(CamelModel):
-    user_name: str
-    password: str
-
-
-class UserBase(CamelModel):
-    user_name: str = Field(min_length=1, max_length=128)
-    email: str = Field(default="", max_length=256)
-
-
-class UserCreate(UserBase):
-    password: str = Field(min_length=1, max_length=1024)
-    roles: list[str] = Field(default_factory=list)
-
-
-class UserUpdate(CamelModel):
-    email: str | None = Field(default=None, max_length=256)
-    roles: list[str] | None = None
-    storage_quota: int | None = Field(default=None, ge=0)
-
-
-class UserPublic(UserBase):
-    roles: list[str]
-
-
-class UserDetailed(UserPublic):
-    organizations: list[str]
-    storage_quota: int | None
-    storage_used: int
-    failed_logins: int
-    locked_until: UtcDateTime | None
-    created_at: UtcDateTime
-
-
-class PasswordChange(CamelModel):
-    old_password: str
-    new_password: str = Field(min_length=1, max_length=1024)
-
-
-class AdminPasswordChange(CamelModel):
-    new_password: str = Field(min_length=1, max_length=1024)
-
-
-class OrgBase(CamelModel):
-    name: str = Field(min_length=1, max_length=256)
-    description: str = Field(default="", max_length=4096)
-    is_public: bool = False
-
-
-class OrgCreate(OrgBase):
-    slug: str = Field(min_length=1, max_length=128)
-
-
-class OrgUpdate(CamelModel):
-    name: str | None = Field(default=None, min_length=1, max_length=256)
-    description: str | None = Field(default=None, max_length=4096)
-    is_public: bool | None = None
-
-
-class OrgPublic(OrgBase):
-    slug: str
-    owner: str | None
-    creation_date: UtcDateTime
-
-
-class DatasetBase(CamelModel):
-    name: str | None = Field(default=None, max_length=256)
-    description: str = Field(default="", max_length=4096)
-    visibility: Visibility = Visibility.private
-
-
-class DatasetCreate(DatasetBase):
-    slug: str = Field(min_length=1, max_length=128)
-
-
-class DatasetUpdate(CamelModel):
-    name: str | None = Field(default=None, min_length=1, max_length=256)
-    description: str | None = Field(default=None, max_length=4096)
-    visibility: Visibility | None = None
-    meta: dict | None = None
-
-
-class DatasetPublic(DatasetBase):
-    slug: str
-    org_slug: str
-    name: str
-    meta: dict
-    creation_date: UtcDateTime
-    last_update: UtcDateTime
-    entries: int
-    size: int
-
-
-class EntryPublic(CamelModel):
-    id: str
-    path: str
-    type: EntryType
-    size: int
-    hash: str | None
-    mtime: UtcDateTime
-    properties: dict
-    footprint: dict | None
-    crs: str | None
-    bounds: list[float] | None
 
 
 class Task(SQLModel, table=True):

@@ -6,8 +6,10 @@ import re
 
 from georeg.core.errors import InvalidInput
 
-_SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9_-]{0,126}[a-z0-9])?$")
-_ROLE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9_-]{0,126}[a-z0-9])?$"
+ROLE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_SLUG = re.compile(SLUG_PATTERN)
+_ROLE = re.compile(ROLE_PATTERN)
 
 
 def validate_slug(value: str, *, what: str = "slug") -> str:

@@ -19,6 +19,7 @@ from pathlib import Path, PurePosixPath
 from georeg.core.errors import InvalidPath, PayloadTooLarge
 
 MAX_PATH_LENGTH = 1024
+MAX_SEGMENT_BYTES = 255  # NAME_MAX of the file systems the storage lives on
 TEMP_PREFIX = ".georeg-tmp-"
 CHUNK_SIZE = 1024 * 1024
 WRITEBACK_BYTES = 8 * 1024 * 1024
@@ -48,7 +49,7 @@ def normalize_entry_path(raw: str | None, *, allow_root: bool = False) -> str:
     """A clean relative POSIX path ``a/b/c``; traversal and tricks raise :class:`InvalidPath`.
 
     Rejects absolute paths, ``..`` segments, backslashes, NUL and control characters, drive letters
-    and over-long paths. ``""`` (the dataset root) is allowed only with ``allow_root``.
+    over-long paths and over-long file or folder names. ``""`` (the dataset root) is allowed only with ``allow_root``.
     """
     value = (raw or "").strip()
     if any(ord(ch) < 32 or ch == "\x7f" for ch in value):
@@ -64,6 +65,8 @@ def normalize_entry_path(raw: str | None, *, allow_root: bool = False) -> str:
         raise InvalidPath("path must not contain '..'")
     if any(part.startswith(TEMP_PREFIX) or part.strip() != part for part in parts):
         raise InvalidPath("path segment is not allowed")
+    if any(len(part.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES for part in parts):
+        raise InvalidPath(f"a path segment (file or folder name) is longer than {MAX_SEGMENT_BYTES} bytes")
     normalized = "/".join(parts)
     if not normalized and not allow_root:
         raise InvalidPath("path is empty")

@@ -22,9 +22,13 @@ def main(argv: list[str] | None = None) -> int:
         print(__version__)
         return 0
 
-    from georeg.core.config import Settings
+    from georeg.core.config import SettingsError, load_settings
 
-    settings = Settings()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"georeg: {exc}", file=sys.stderr)
+        return 2
     if args.command == "serve":
         from georeg.deployments.supervisor import serve
 

@@ -66,10 +66,9 @@ def preload() -> None:
     """Import what every flow run needs, and every shipped tool with its libraries."""
     for name in PRELOAD:
         importlib.import_module(name)
-    from georeg.core.tasks.tools import MODULES
+    from georeg.core.tasks.tools import shipped_tools
 
-    for module in MODULES.values():
-        importlib.import_module(f"georeg.core.tasks.tools.{module}")
+    shipped_tools()
 
 
 def _recv_exact(conn: socket.socket, size: int) -> bytes:

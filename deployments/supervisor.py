@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
@@ -50,7 +51,7 @@ def _say(message: str) -> None:
 
 
 @contextmanager
-def data_dir_lock(settings: Settings):
+def data_dir_lock(settings: Settings) -> Iterator[None]:
     """One ``georeg serve`` per data dir at a time."""
     settings.ensure_layout()
     handle = open(settings.resolved_data_dir / "serve.lock", "w")  # noqa: SIM115
@@ -245,7 +246,8 @@ def _banner(settings: Settings, stack: Stack, generated_password: str | None) ->
         f"Data dir:    {settings.resolved_data_dir} (logs in {stack.logs})",
     ]
     if generated_password:
-        lines.append(f"Admin login: {settings.admin_username} / {generated_password}  (shown once; only its hash is kept)")
+        lines.append(f"Admin login: {settings.admin_username} / {generated_password}  "
+                     "(shown once; only its hash is kept)")
     else:
         lines.append(f"Admin login: {settings.admin_username} (password from GEOREG_ADMIN_PASSWORD or set earlier)")
     for line in lines:

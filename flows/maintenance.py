@@ -8,18 +8,17 @@ from prefect.runtime import flow_run
 from georeg.core.config import Settings
 from georeg.core.db import make_engine
 from georeg.core.tasks.runner import create_scheduled_task, execute_task
-from georeg.core.tasks.tools import PRUNE_MISSING, REHASH, RESYNC
-from georeg.core.tasks.tools.csw_harvest import CSW_HARVEST
-
-SCHEDULABLE = {tool.id: tool for tool in (PRUNE_MISSING, REHASH, RESYNC, CSW_HARVEST)}
+from georeg.core.tasks.tools import TOOLS, shipped_tool
 
 
 @flow(name="registry-maintenance", log_prints=True)
 def registry_maintenance(tool_id: str, parameters: dict | None = None) -> dict:
-    """Run ``rehash``, ``prune-missing``, ``resync`` or ``csw-harvest`` on a schedule, visible in ``/datasets/jobs``."""
-    if tool_id not in SCHEDULABLE:
-        raise ValueError(f"tool {tool_id!r} cannot be scheduled; choose one of {', '.join(SCHEDULABLE)}")
-    tool = SCHEDULABLE[tool_id]
+    """Run a registry tool (``rehash``, ``prune-missing``, ``resync``, ``csw-harvest`` ...) on a schedule, visible
+    in ``/datasets/jobs``."""
+    tool = shipped_tool(tool_id)
+    if tool is None or tool.scope != "registry":
+        schedulable = [name for name in TOOLS if shipped_tool(name).scope == "registry"]
+        raise ValueError(f"tool {tool_id!r} cannot be scheduled; choose one of {', '.join(schedulable)}")
     settings = Settings()
     engine = make_engine(settings.effective_database_url)
     try:

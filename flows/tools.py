@@ -1,8 +1,9 @@
-"""One Prefect flow per task tool; each is deployed as ``<tool id>/<tool id>`` (see prefect.yaml).
+"""One Prefect flow per task tool, derived from the tool list (``georeg.core.tasks.tools.TOOLS``); each is
+deployed as ``<tool id>/<tool id>`` (prefect.yaml, entrypoint ``flows/tools.py:<tool_id with underscores>``).
 
 A flow-run process imports this module before its run can enter Running (the task's Processing), so it
-imports Prefect only: a shipped tool is named by its id here and loaded, with the registry database code
-and whatever the tool needs (rasterio, SQLModel, ...), inside the run.
+imports Prefect and the tool list only: the tool itself is loaded, with the registry database code and
+whatever the tool needs (rasterio, SQLModel, ...), inside the run.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prefect import Flow, flow, get_run_logger
+
+from georeg.core.tasks.tools import TOOLS
 
 if TYPE_CHECKING:
     from georeg.core.tasks.model import Tool
@@ -47,15 +50,14 @@ def run_tool(tool: Tool | str, task_id: str) -> dict:
         engine.dispose()
 
 
-archive_extract = tool_flow("archive-extract")
-bulk_download = tool_flow("bulk-download")
-csw_ingest = tool_flow("csw-ingest")
-netcdf_geotiff = tool_flow("netcdf-geotiff")
-raster_export = tool_flow("raster-export")
-rescan_index = tool_flow("rescan-index")
-generate_thumbnails = tool_flow("generate-thumbnails")
-prune_missing = tool_flow("prune-missing")
-rehash = tool_flow("rehash")
-resync = tool_flow("resync")
-seed_tiles = tool_flow("seed-tiles")
-sentinel_safe = tool_flow("sentinel-safe")
+def __getattr__(name: str) -> Flow:
+    """``bulk_download`` -> the flow of the ``bulk-download`` tool (made once, on first use)."""
+    tool_id = name.replace("_", "-")
+    if tool_id not in TOOLS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = tool_flow(tool_id)
+    return globals()[name]
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *(tool_id.replace("-", "_") for tool_id in TOOLS)])

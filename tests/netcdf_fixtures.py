@@ -113,8 +113,9 @@ def write_polar(path: Path) -> NcFixture:
         ice.set_auto_maskandscale(False)
         ice[:] = packed
         temperature = nc.createVariable("sst", "f4", ("time", "y", "x"))
-        temperature.setncatts({"missing_value": np.float32(-999.0), "units": "K", "long_name": "sea surface temperature",
-                               "standard_name": "sea_surface_temperature", "grid_mapping": "polar_stereographic"})
+        temperature.setncatts({"missing_value": np.float32(-999.0), "units": "K",
+                               "long_name": "sea surface temperature", "standard_name": "sea_surface_temperature",
+                               "grid_mapping": "polar_stereographic"})
         temperature[:] = sst
     unpacked = np.where(packed == -32767, np.nan,
                         packed.astype("f4") * np.float32(0.01) + np.float32(0.5)).astype("f8")

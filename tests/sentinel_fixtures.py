@@ -50,7 +50,8 @@ def _s1_parts(product: str) -> dict:
 
 
 def s1_swath_lonlat(cols: np.ndarray, rows: np.ndarray, *, width: int, height: int, spacing: float,
-                    center: tuple[float, float] = (15.0, 78.0), heading_deg: float = 12.0) -> tuple[np.ndarray, np.ndarray]:
+                    center: tuple[float, float] = (15.0, 78.0),
+                    heading_deg: float = 12.0) -> tuple[np.ndarray, np.ndarray]:
     """Lon/lat of image positions on a rotated swath with a slight curvature (so a GCP polynomial is not exact)."""
     x = (np.asarray(cols, dtype="float64") - width / 2) * spacing
     y = (height / 2 - np.asarray(rows, dtype="float64")) * spacing
@@ -124,7 +125,8 @@ def _s1_manifest(parts: dict, polarisations: tuple[str, ...], files: list[tuple[
     pols = "".join(f"<s1sarl1:transmitterReceiverPolarisation>{p}</s1sarl1:transmitterReceiverPolarisation>"
                    for p in polarisations)
     objects = "".join(
-        f'<dataObject ID="{escape(name.rsplit("/", 1)[-1])}" repID="{rep}"><byteStream mimeType="application/octet-stream">'
+        f'<dataObject ID="{escape(name.rsplit("/", 1)[-1])}" repID="{rep}">'
+        '<byteStream mimeType="application/octet-stream">'
         f'<fileLocation locatorType="URL" href="./{escape(name)}"/></byteStream></dataObject>'
         for name, rep in files
     )

@@ -2,113 +2,91 @@
 
 from __future__ import annotations
 
-import fnmatch
 from pathlib import PurePosixPath
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, StreamingResponse
 
-from georeg.api.deps import ActorDep, SessionDep, SettingsDep
+from georeg.api.deps import ReadableDataset, SessionDep, SettingsDep, WritableDataset
 from georeg.api.downloads import file_response, zip_response
-from georeg.api.routes.datasets import entry_public
-from georeg.api.uploads import receive_upload
-from georeg.core.errors import InvalidInput, InvalidPath, NotFound
-from georeg.core.models import CamelModel, Entry, EntryType, Permission
-from georeg.core.registry import datasets as dataset_repo
+from georeg.api.schemas import AUTH_ERRORS, COMMON_ERRORS, errors
+from georeg.api.uploads import MULTIPART_UPLOAD, receive_upload
+from georeg.core.errors import InvalidInput, InvalidPath
+from georeg.core.rasters.entries import store_file
 from georeg.core.registry import entries as entry_repo
-from georeg.core.registry.guards import load_dataset
-from georeg.core.registry.objects import delete_objects, entry_files, move_object, storage_root, store_object
-from georeg.core.storage import normalize_entry_path, resolve_inside
+from georeg.core.registry import objects
+from georeg.core.registry.schemas import (
+    ENTRY_PATH_PATTERN,
+    ENTRY_PATH_RULES,
+    ROOT_OR_ENTRY_PATH_PATTERN,
+    EntryPublic,
+    MoveBody,
+    PathBody,
+    PathsBody,
+    Removed,
+    SearchBody,
+)
+from georeg.core.storage import MAX_PATH_LENGTH, normalize_entry_path
 
-router = APIRouter(prefix="/orgs/{orgSlug}/ds/{dsSlug}", tags=["objects"])
+router = APIRouter(prefix="/orgs/{orgSlug}/ds/{dsSlug}", tags=["objects"], responses={**COMMON_ERRORS, **AUTH_ERRORS})
 
-
-class PathBody(CamelModel):
-    path: str = ""
-
-
-class PathsBody(CamelModel):
-    paths: list[str]
-
-
-class MoveBody(CamelModel):
-    source: str
-    dest: str
-
-
-class SearchBody(CamelModel):
-    query: str = "*"
-    path: str = ""
-    recursive: bool = True
-
-
-def _split_paths(values: list[str]) -> list[str]:
-    paths = [part for value in values for part in value.split(",")]
-    return [normalize_entry_path(p, allow_root=True) for p in paths]
-
-
-def _list(session, dataset, raw_path: str) -> list[dict]:  # noqa: ANN001
-    path = normalize_entry_path(raw_path, allow_root=True)
-    return [entry_public(e) for e in entry_repo.list_children(session, dataset=dataset, path=path)]
+EntryPathQuery = Annotated[str, Query(max_length=MAX_PATH_LENGTH, description=ENTRY_PATH_RULES,
+                                      json_schema_extra={"pattern": ENTRY_PATH_PATTERN})]
+FolderQuery = Annotated[str, Query(max_length=MAX_PATH_LENGTH, description=f"{ENTRY_PATH_RULES}; '' is the root",
+                                   json_schema_extra={"pattern": ROOT_OR_ENTRY_PATH_PATTERN})]
+DOWNLOAD_RESPONSES = {200: {"content": {"application/octet-stream": {}, "application/zip": {}},
+                            "description": "the file (Range supported) or a zip stream of several"},
+                      206: {"description": "a range of the file"}, **errors(416)}
 
 
 @router.get("/list")
-def list_objects(orgSlug: str, dsSlug: str, session: SessionDep, actor: ActorDep, path: str = "") -> list[dict]:  # noqa: N803
-    _, dataset = load_dataset(session, actor=actor, org_slug=orgSlug, ds_slug=dsSlug, need=Permission.read)
-    return _list(session, dataset, path)
+def list_objects(access: ReadableDataset, session: SessionDep, path: FolderQuery = "") -> list[EntryPublic]:
+    """The entries of a folder (the root by default); a file path lists that file."""
+    folder = normalize_entry_path(path, allow_root=True)
+    entries = entry_repo.list_children(session, dataset=access.dataset, path=folder)
+    return [objects.entry_public(entry) for entry in entries]
 
 
 @router.post("/list")
-def list_objects_post(orgSlug: str, dsSlug: str, body: PathBody, session: SessionDep, actor: ActorDep) -> list[dict]:  # noqa: N803
-    _, dataset = load_dataset(session, actor=actor, org_slug=orgSlug, ds_slug=dsSlug, need=Permission.read)
-    return _list(session, dataset, body.path)
+def list_objects_post(access: ReadableDataset, body: PathBody, session: SessionDep) -> list[EntryPublic]:
+    return [objects.entry_public(entry) for entry in entry_repo.list_children(session, dataset=access.dataset,
+                                                                             path=body.path)]
 
 
 @router.post("/search")
-def search_objects(orgSlug: str, dsSlug: str, body: SearchBody, session: SessionDep, actor: ActorDep) -> list[dict]:  # noqa: N803
+def search_objects(access: ReadableDataset, body: SearchBody, session: SessionDep) -> list[EntryPublic]:
     """Entries whose name (or path, when the pattern has a '/') matches a glob pattern."""
-    _, dataset = load_dataset(session, actor=actor, org_slug=orgSlug, ds_slug=dsSlug, need=Permission.read)
-    base = normalize_entry_path(body.path, allow_root=True)
-    pattern = body.query or "*"
-    candidates = entry_repo.subtree(session, dataset=dataset, path=base) if base else entry_repo.all_entries(
-        session, dataset=dataset
-    )
-    matches = []
-    for entry in candidates:
-        relative = entry.path[len(base) + 1 :] if base else entry.path
-        if not relative or (not body.recursive and "/" in relative):
-            continue
-        subject = relative if "/" in pattern else PurePosixPath(relative).name
-        if fnmatch.fnmatchcase(subject, pattern):
-            matches.append(entry_public(entry))
-    return matches
+    matches = objects.search_entries(session, dataset=access.dataset, pattern=body.query, base=body.path,
+                                     recursive=body.recursive)
+    return [objects.entry_public(entry) for entry in matches]
 
 
 @router.get("/obj")
-def get_object(orgSlug: str, dsSlug: str, session: SessionDep, actor: ActorDep, path: str) -> dict:  # noqa: N803
-    _, dataset = load_dataset(session, actor=actor, org_slug=orgSlug, ds_slug=dsSlug, need=Permission.read)
-    return entry_public(entry_repo.get_entry(session, dataset=dataset, path=normalize_entry_path(path)))
+def get_object(access: ReadableDataset, session: SessionDep, path: EntryPathQuery) -> EntryPublic:
+    entry = entry_repo.get_entry(session, dataset=access.dataset, path=normalize_entry_path(path))
+    return objects.entry_public(entry)
 
 
-@router.post("/obj", status_code=201)
-async def upload_object(orgSlug: str, dsSlug: str, request: Request, session: SessionDep, actor: ActorDep, settings: SettingsDep) -> dict:  # noqa: N803
-    """Multipart upload: ``file`` and the destination ``path`` (defaults to the file name; a path
-    ending in '/' is a folder). Without a file part, ``path`` creates a folder."""
-    org, dataset = load_dataset(session, actor=actor, org_slug=orgSlug, ds_slug=dsSlug, need=Permission.write)
+@router.post("/obj", status_code=201, responses={**errors(409, 413, 429)}, openapi_extra=MULTIPART_UPLOAD)
+async def upload_object(access: WritableDataset, request: Request, session: SessionDep,
+                        settings: SettingsDep) -> EntryPublic:
+    """Multipart upload: ``file`` and the destination ``path`` (defaults to the file name; a path ending in '/' is
+    a folder). Without a file part, ``path`` creates a folder."""
     upload = await receive_upload(request, tmp_dir=settings.tmp_dir, max_bytes=settings.max_upload_bytes)
     try:
         raw_path = upload.fields.get("path", "")
         if upload.file is None:
-            path = normalize_entry_path(raw_path)
-            return await run_in_threadpool(_create_folder, session, settings, org, dataset, path)
+            entry = await run_in_threadpool(objects.create_folder, session, settings=settings, org=access.org,
+                                            dataset=access.dataset, path=normalize_entry_path(raw_path))
+            return objects.entry_public(entry)
         if not raw_path or raw_path.endswith("/"):
             raw_path = f"{raw_path}{_plain_filename(upload.filename)}"
-        path = normalize_entry_path(raw_path)
-        entry = await run_in_threadpool(
-            store_object, session, settings=settings, org=org, dataset=dataset, path=path, upload=upload.file
-        )
-        return entry_public(entry)
+        entry = await run_in_threadpool(store_file, session, settings=settings, org=access.org,
+                                        dataset=access.dataset, path=normalize_entry_path(raw_path),
+                                        upload=upload.file)
+        return objects.entry_public(entry)
     finally:
         upload.discard()
 
@@ -121,74 +99,52 @@ def _plain_filename(filename: str | None) -> str:
     return name
 
 
-def _create_folder(session, settings, org, dataset, path: str) -> dict:  # noqa: ANN001
-    existing = entry_repo.find_entry(session, dataset=dataset, path=path)
-    if existing is not None and existing.type != EntryType.directory.value:
-        raise InvalidInput(f"{path!r} is a file", code="path_conflict")
-    entry_repo.ensure_directories(session, dataset=dataset, path=f"{path}/x")
-    resolve_inside(storage_root(settings, org, dataset), path).mkdir(parents=True, exist_ok=True)
-    dataset_repo.touch(session, dataset=dataset)
-    session.commit()
-    return entry_public(entry_repo.get_entry(session, dataset=dataset, path=path))
-
-
-@router.put("/obj")
-def move(orgSlug: str, dsSlug: str, body: MoveBody, session: SessionDep, actor: ActorDep, settings: SettingsDep) -> list[dict]:  # noqa: N803
-    org, dataset = load_dataset(session, actor=actor, org_slug=orgSlug, ds_slug=dsSlug, need=Permission.write)
-    entries = move_object(
-        session, settings=settings, org=org, dataset=dataset,
-        source=normalize_entry_path(body.source), destination=normalize_entry_path(body.dest),
-    )
-    return [entry_public(e) for e in entries]
+@router.put("/obj", responses=errors(409))
+def move(access: WritableDataset, body: MoveBody, session: SessionDep, settings: SettingsDep) -> list[EntryPublic]:
+    """Move (rename) a file or folder; an existing destination is a conflict."""
+    entries = objects.move_object(session, settings=settings, org=access.org, dataset=access.dataset,
+                                  source=body.source, destination=body.dest)
+    return [objects.entry_public(entry) for entry in entries]
 
 
 @router.delete("/obj")
-def delete_object(orgSlug: str, dsSlug: str, session: SessionDep, actor: ActorDep, settings: SettingsDep, path: str) -> dict:  # noqa: N803
-    org, dataset = load_dataset(session, actor=actor, org_slug=orgSlug, ds_slug=dsSlug, need=Permission.write)
-    removed = delete_objects(session, settings=settings, org=org, dataset=dataset, paths=[normalize_entry_path(path)])
-    return {"removed": removed}
+def delete_object(access: WritableDataset, session: SessionDep, settings: SettingsDep,
+                  path: EntryPathQuery) -> Removed:
+    """Delete a file, or a folder with everything in it."""
+    removed = objects.delete_objects(session, settings=settings, org=access.org, dataset=access.dataset,
+                                     paths=[normalize_entry_path(path)])
+    return Removed(removed=removed)
 
 
 @router.delete("/obj/batch")
-def delete_batch(orgSlug: str, dsSlug: str, body: PathsBody, session: SessionDep, actor: ActorDep, settings: SettingsDep) -> dict:  # noqa: N803
-    org, dataset = load_dataset(session, actor=actor, org_slug=orgSlug, ds_slug=dsSlug, need=Permission.write)
+def delete_batch(access: WritableDataset, body: PathsBody, session: SessionDep, settings: SettingsDep) -> Removed:
     if not body.paths:
         raise InvalidInput("paths must not be empty", code="empty_paths")
-    paths = sorted({normalize_entry_path(p) for p in body.paths})
-    removed = delete_objects(session, settings=settings, org=org, dataset=dataset, paths=paths)
-    return {"removed": removed}
+    paths = sorted({normalize_entry_path(path) for path in body.paths})
+    return Removed(removed=objects.delete_objects(session, settings=settings, org=access.org, dataset=access.dataset,
+                                                  paths=paths))
 
 
-def _download(session, settings, actor, org_slug: str, ds_slug: str, raw_paths: list[str]):  # noqa: ANN001, ANN202
-    org, dataset = load_dataset(session, actor=actor, org_slug=org_slug, ds_slug=ds_slug, need=Permission.read)
-    root = storage_root(settings, org, dataset)
-    paths = _split_paths(raw_paths) if raw_paths else [""]
-    if len(paths) == 1 and paths[0]:
-        entry = entry_repo.get_entry(session, dataset=dataset, path=paths[0])
-        if entry.type != EntryType.directory.value:
-            target = entry_files(session, settings, root, [entry])[entry.path]
-            return file_response(target, filename=PurePosixPath(entry.path).name)
-    entries: dict[str, Entry] = {}
-    for path in paths:
-        found = entry_repo.subtree(session, dataset=dataset, path=path) if path else entry_repo.all_files(
-            session, dataset=dataset
-        )
-        if path and not found:
-            raise NotFound(f"no entry at {path!r}", code="entry_not_found")
-        entries.update((e.path, e) for e in found if e.type != EntryType.directory.value)
-    files = entry_files(session, settings, root, list(entries.values()))
-    return zip_response(sorted(files.items()), filename=f"{ds_slug}.zip")
+def _download(access: ReadableDataset, session: SessionDep, settings: SettingsDep,
+              raw_paths: list[str]) -> FileResponse | StreamingResponse:
+    paths = [normalize_entry_path(part, allow_root=True) for value in raw_paths for part in value.split(",")] or [""]
+    entry, files = objects.download_selection(session, settings=settings, org=access.org, dataset=access.dataset,
+                                              paths=paths)
+    if entry is not None:
+        return file_response(files[entry.path], filename=PurePosixPath(entry.path).name)
+    return zip_response(sorted(files.items()), filename=f"{access.dataset.slug}.zip")
 
 
-@router.get("/download")
-def download(
-    orgSlug: str, dsSlug: str, session: SessionDep, actor: ActorDep, settings: SettingsDep,  # noqa: N803
-    path: Annotated[list[str] | None, Query()] = None,
-):
+@router.get("/download", response_class=FileResponse, response_model=None, responses=DOWNLOAD_RESPONSES)
+def download(access: ReadableDataset, session: SessionDep, settings: SettingsDep,
+             path: Annotated[list[Annotated[str, Query(max_length=MAX_PATH_LENGTH)]] | None,
+                             Query(max_length=1000, description="paths (or comma-separated lists of paths)")] = None,
+             ) -> FileResponse | StreamingResponse:
     """One file (``Range`` supported) or a zip stream of several paths / folders / the whole dataset."""
-    return _download(session, settings, actor, orgSlug, dsSlug, path or [])
+    return _download(access, session, settings, path or [])
 
 
-@router.post("/download")
-def download_post(orgSlug: str, dsSlug: str, body: PathsBody, session: SessionDep, actor: ActorDep, settings: SettingsDep):  # noqa: N803
-    return _download(session, settings, actor, orgSlug, dsSlug, body.paths)
+@router.post("/download", response_class=FileResponse, response_model=None, responses=DOWNLOAD_RESPONSES)
+def download_post(access: ReadableDataset, body: PathsBody, session: SessionDep,
+                  settings: SettingsDep) -> FileResponse | StreamingResponse:
+    return _download(access, session, settings, body.paths)

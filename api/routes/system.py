@@ -4,94 +4,84 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
-from georeg.api.deps import CurrentUser, EngineDep, SettingsDep, ToolsDep
+from georeg.api.deps import CurrentUser, EngineDep, PrefectDep, SettingsDep, ToolsDep
+from georeg.api.schemas import COMMON_ERRORS, Features, Health, HealthCheck, QuickHealth, TaskStateInfo, Version, errors
 from georeg.core import __version__
+from georeg.core.config import Settings
 from georeg.core.tasks.model import TaskState
+from georeg.core.tasks.schemas import ToolSummary
 
-router = APIRouter(tags=["system"])
-
-
-def _version() -> dict:
-    return {"version": __version__, "name": "georeg"}
+router = APIRouter(tags=["system"], responses=COMMON_ERRORS)
+THUMBNAIL_CANDIDATES = ["thumbnail.png", "thumbnail.jpg", "cover.png", "cover.jpg"]
 
 
 @router.get("/version")
-def version() -> dict:
-    return _version()
+def version() -> Version:
+    return Version(version=__version__, name="georeg")
 
 
 @router.get("/sys/version")
-def sys_version() -> dict:
-    return _version()
+def sys_version() -> Version:
+    return Version(version=__version__, name="georeg")
 
 
 @router.get("/sys/features")
-def features(settings: SettingsDep, tools: ToolsDep) -> dict:
+def features(settings: SettingsDep, tools: ToolsDep) -> Features:
     """Platform capabilities (anonymous), including the task tool catalogue and state machine."""
-    return {
-        "organizationMemberManagement": True,
-        "userManagement": True,
-        "storageLimiter": settings.default_user_storage_bytes is not None,
-        "maxConcurrentDownloadsPerUser": None,
-        "disableAnonymousBulkDownloads": False,
-        "passwordPolicy": None,
-        "datasetThumbnailCandidates": ["thumbnail.png", "thumbnail.jpg", "cover.png", "cover.jpg"],
-        "maxExportSizeBytes": None,
-        "maxUploadSizeBytes": settings.max_upload_bytes,
-        "bulkDownloadAsyncThresholdBytes": 1024**3,
-        "taskTools": [
-            {key: value for key, value in tool.describe().items() if key != "parametersSchema"}
-            for tool in tools.all()
-        ],
-        "taskStates": [{"state": state.value, "isTerminal": state.is_terminal} for state in TaskState],
-        "hubOptions": None,
-        "hubVersion": None,
-        "registryVersion": __version__,
-        "ddbVersion": None,
-    }
+    return Features(
+        organization_member_management=True, user_management=True,
+        storage_limiter=settings.default_user_storage_bytes is not None, max_concurrent_downloads_per_user=None,
+        disable_anonymous_bulk_downloads=False, password_policy=None,
+        dataset_thumbnail_candidates=THUMBNAIL_CANDIDATES, max_export_size_bytes=None,
+        max_upload_size_bytes=settings.max_upload_bytes, bulk_download_async_threshold_bytes=1024**3,
+        task_tools=[ToolSummary(id=tool.id, version=tool.version, title=tool.title, description=tool.description,
+                                required_access=tool.required_access, produces_artifact=tool.produces_artifact,
+                                artifact_extension=tool.artifact_extension) for tool in tools.all()],
+        task_states=[TaskStateInfo(state=state.value, is_terminal=state.is_terminal) for state in TaskState],
+        hub_options=None, hub_version=None, registry_version=__version__, ddb_version=None,
+    )
 
 
-@router.get("/quickhealth")
-def quickhealth(_: CurrentUser) -> dict:
-    return {"status": "Healthy"}
+@router.get("/quickhealth", responses=errors(401))
+def quickhealth(_: CurrentUser) -> QuickHealth:
+    return QuickHealth(status="Healthy")
 
 
-def _check_database(engine) -> tuple[bool, str]:  # noqa: ANN001
+def check_database(engine: Engine) -> HealthCheck:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-        return True, f"ok ({engine.dialect.name})"
-    except Exception as exc:  # noqa: BLE001
-        return False, f"{exc.__class__.__name__}: {exc}"
+        return HealthCheck(healthy=True, detail=f"ok ({engine.dialect.name})")
+    except Exception as exc:  # noqa: BLE001 - any failure is the answer
+        return HealthCheck(healthy=False, detail=f"{exc.__class__.__name__}: {exc}")
 
 
-def _check_data_dir(settings) -> tuple[bool, str]:  # noqa: ANN001
+def check_data_dir(settings: Settings) -> HealthCheck:
     probe = settings.tmp_dir / f".health-{uuid.uuid4().hex}"
     try:
         settings.tmp_dir.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"ok")
         probe.unlink()
-        return True, f"ok ({settings.resolved_data_dir})"
+        return HealthCheck(healthy=True, detail=f"ok ({settings.resolved_data_dir})")
     except OSError as exc:
-        return False, f"not writable: {exc}"
+        return HealthCheck(healthy=False, detail=f"not writable: {exc}")
 
 
-@router.get("/health")
-async def health(request: Request, _: CurrentUser, engine: EngineDep, settings: SettingsDep) -> JSONResponse:
+@router.get("/health", response_model=Health, responses={**errors(401), 503: {"model": Health,
+                                                                              "description": "a check failed"}})
+async def health(_: CurrentUser, engine: EngineDep, settings: SettingsDep, prefect: PrefectDep) -> JSONResponse:
     """Database, Prefect API and data dir; 503 when any check fails."""
-    results = {
-        "database": await run_in_threadpool(_check_database, engine),
-        "prefect": await request.app.state.prefect.health(),
-        "dataDir": await run_in_threadpool(_check_data_dir, settings),
+    healthy_prefect, detail = await prefect.health()
+    checks = {
+        "database": await run_in_threadpool(check_database, engine),
+        "prefect": HealthCheck(healthy=healthy_prefect, detail=detail),
+        "dataDir": await run_in_threadpool(check_data_dir, settings),
     }
-    healthy = all(ok for ok, _ in results.values())
-    body = {
-        "status": "Healthy" if healthy else "Unhealthy",
-        "checks": {name: {"healthy": ok, "detail": detail} for name, (ok, detail) in results.items()},
-    }
-    return JSONResponse(body, status_code=200 if healthy else 503)
+    body = Health(status="Healthy" if all(check.healthy for check in checks.values()) else "Unhealthy", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=200 if body.status == "Healthy" else 503)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from georeg.core.config import Settings
 from georeg.core.errors import InvalidInput, NotFound, PermissionDenied, UpstreamError, UpstreamTimeout
+from georeg.core.paging import OffsetPage
 from georeg.core.rasters.profiles import detect_platform
 
 if TYPE_CHECKING:
@@ -118,15 +119,10 @@ class CswRecord(BaseModel):
         }
 
 
-class CswPage(BaseModel):
-    total: int
-    returned: int
-    limit: int
-    offset: int
-    next_offset: int | None
-    prev_offset: int | None
+class CswPage(OffsetPage[CswRecord]):
+    """A page of CSW records, with how many filter constraints the catalogue was sent."""
+
     constraints_applied: int
-    items: list[CswRecord]
 
 
 _KIND_PATTERNS: tuple[tuple[ReferenceKind, re.Pattern], ...] = (

@@ -17,10 +17,10 @@ from georeg.core.config import Settings
 from georeg.core.errors import GeoregError, InvalidRaster, NotFound
 from georeg.core.fetch import check_host, fetch
 from georeg.core.models import Raster
+from georeg.core.progress import ProgressCallback, no_progress
 from georeg.core.rasters import service as rasters
 from georeg.core.rasters.profiles import profile_for
 from georeg.core.storage import temp_writer
-from georeg.core.tasks.model import ProgressCallback
 
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
 IngestMode = Literal["geotiffs", "quicklooks"]
@@ -68,7 +68,7 @@ def ingest_record(session: Session, *, settings: Settings, record: CswRecord, ur
                   endpoint: str | None = None, report: ProgressCallback | None = None) -> dict:
     """Download ``urls`` of ``record`` and register each (duplicates answer with the existing dataset)."""
     profile = profile_for(record.platform)
-    progress = report or (lambda *_: None)
+    progress = report or no_progress
     with ExitStack() as stack:
         downloads = []
         for index, url in enumerate(urls):
@@ -88,8 +88,7 @@ def ingest_record(session: Session, *, settings: Settings, record: CswRecord, ur
                 session, settings=settings, upload=writer, filename=fetched.filename,
                 title=PurePosixPath(fetched.filename).stem, metadata=metadata, source="csw", description=description,
             )
-            registered.append({**registration.raster, "duplicate_of": registration.duplicate_of,
-                               "created": registration.created, "url": url})
+            registered.append(registration.as_result(url=url))
             progress(80 + 20 * len(registered) / len(downloads), "registering", fetched.filename)
     return {"identifier": record.identifier, "platform": record.platform, "profile": profile.id,
             "datasets": registered}
@@ -98,7 +97,7 @@ def ingest_record(session: Session, *, settings: Settings, record: CswRecord, ur
 def refresh_csw_metadata(session: Session, *, settings: Settings, report: ProgressCallback | None = None) -> dict:
     """Re-read the record of every csw-sourced dataset from its catalogue and update the kept metadata
     (platform, profile, acquisition time, references); records the catalogue no longer has are reported."""
-    progress = report or (lambda *_: None)
+    progress = report or no_progress
     targets = list(session.exec(select(Raster).where(Raster.source == "csw", Raster.source_identifier.is_not(None))
                                 .order_by(Raster.id)).all())
     refreshed, unchanged, missing, failed = [], [], [], []

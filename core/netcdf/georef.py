@@ -239,7 +239,8 @@ def _regular_grid(dataset: Any, xvar: Any, yvar: Any, crs: Any, name: str | None
 
 def _swath_coordinates(dataset: Any, variable: Any, row_dim: str, col_dim: str) -> tuple[Any, Any]:
     wanted = (row_dim, col_dim)
-    candidates = [dataset.variables[name] for name in names_in(attr(variable, "coordinates")) if name in dataset.variables]
+    candidates = [dataset.variables[name] for name in names_in(attr(variable, "coordinates"))
+                  if name in dataset.variables]
     candidates += list(dataset.variables.values())
     found: dict[str, Any] = {}
     for candidate in candidates:

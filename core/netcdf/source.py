@@ -24,7 +24,7 @@ from georeg.core.config import Settings
 from georeg.core.errors import GeoregError, InvalidInput, NotFound, UpstreamError, UpstreamTimeout
 from georeg.core.fetch import fetch
 from georeg.core.netcdf.georef import attr, axis_of, georeference, names_in
-from georeg.core.rasters.reader import NETCDF_SUFFIXES
+from georeg.core.registry.objects import NETCDF_SUFFIXES
 from georeg.core.storage import temp_writer
 
 SourceKind = Literal["opendap", "download", "local"]
@@ -102,7 +102,8 @@ def _resolve_opendap(settings: Settings, url: str) -> str:
             fetched = fetch(f"{base}.dds", writer, allowed_hosts=settings.download_hosts,
                             timeout=settings.csw_timeout_seconds)
         except UpstreamTimeout as exc:
-            raise UpstreamTimeout(f"the OPeNDAP server of {base} did not answer in time", code="opendap_timeout") from exc
+            raise UpstreamTimeout(f"the OPeNDAP server of {base} did not answer in time",
+                                  code="opendap_timeout") from exc
         except UpstreamError as exc:
             raise UpstreamError(f"OPeNDAP dataset {base}: {exc.message}", code="opendap_unavailable",
                                 details=exc.details) from exc

@@ -1,10 +1,10 @@
-"""NetCDF variables as registered GeoTIFFs: the NetCDF flow of the NBS routes and the ``netcdf-geotiff`` tool.
+"""NetCDF variables as registered GeoTIFFs.
 
-:func:`plan_netcdf` picks a CSW record's OPeNDAP (preferred) or NetCDF download reference and checks it;
-:func:`ingest_netcdf` writes each chosen variable as a GeoTIFF (packed values unpacked, ``_FillValue`` /
-``missing_value`` as nodata, one time step, georeferenced by :mod:`georeg.core.netcdf.georef`) and registers them
-all with source ``csw``, or none: every GeoTIFF is written and validated before the first is registered, and a
-registration that fails half-way removes the ones it made.
+:func:`write_variable` writes one variable as a GeoTIFF (packed values unpacked, ``_FillValue`` / ``missing_value``
+as nodata, one time step, georeferenced by :mod:`georeg.core.netcdf.georef`); :func:`convert` makes a registrable
+GeoTIFF of it and :func:`register_converted` registers a set of them, all or none (a registration that fails
+half-way removes the ones it made). Which source and variables come from a CSW record is the catalog's business
+(:mod:`georeg.core.catalog.netcdf_ingest`).
 """
 
 from __future__ import annotations
@@ -16,56 +16,22 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel
 from sqlmodel import Session
 
-from georeg.core.catalog.csw import CswRecord, Reference
 from georeg.core.config import Settings
-from georeg.core.errors import GeoregError, InvalidInput, InvalidRaster, NotFound, PayloadTooLarge, UpstreamError
-from georeg.core.fetch import check_host, host_allowed
+from georeg.core.errors import GeoregError, InvalidInput, InvalidRaster, PayloadTooLarge
 from georeg.core.netcdf.georef import Georef, attr, georeference, is_time, time_label
-from georeg.core.netcdf.source import NetcdfSource, VariableInfo, dap_base, list_variables, open_netcdf, url_kind
+from georeg.core.netcdf.source import NetcdfSource, VariableInfo
+from georeg.core.progress import ProgressCallback
 from georeg.core.rasters import service as rasters
-from georeg.core.rasters.profiles import Profile, profile_for
 from georeg.core.storage import CHUNK_SIZE, TEMP_PREFIX, TempWriter, temp_writer
-from georeg.core.tasks.model import ProgressCallback
 
 MAX_BANDS = 256
 MAX_VARIABLES = 50
 BLOCK_BYTES = 32 * 1024 * 1024
-RemoteKind = Literal["opendap", "download"]
-
-
-class NetcdfPlan(BaseModel):
-    """What a NetCDF ingest of a record reads: the reference and (when known before reading) the variables."""
-
-    url: str
-    kind: RemoteKind
-    variables: list[str] | None = None
-    available: list[VariableInfo] = []
-
-
-def netcdf_references(record: CswRecord) -> list[Reference]:
-    """The record's OPeNDAP references, then its NetCDF downloads (URLs ending ``.nc`` …), without repeats."""
-    opendap = [reference for reference in record.references if reference.kind == "opendap"]
-    downloads = [reference for reference in record.references
-                 if reference.kind == "download" and url_kind(reference.url) == "download"]
-    unique: dict[str, Reference] = {}
-    for reference in opendap + downloads:
-        unique.setdefault(reference.url, reference)
-    return list(unique.values())
-
-
-def reference_kind(record: CswRecord, url: str) -> RemoteKind:
-    """How to read ``url``: as the record's reference of that URL says, else as the URL looks (OPeNDAP unless
-    it names a NetCDF file outside a ``dodsC`` path)."""
-    for reference in netcdf_references(record):
-        if url in (reference.url, dap_base(reference.url)):
-            return "opendap" if reference.kind == "opendap" else "download"
-    return url_kind(url) or "opendap"
 
 
 def clean_variables(variables: list[str] | None) -> list[str] | None:
@@ -78,44 +44,10 @@ def clean_variables(variables: list[str] | None) -> list[str] | None:
     return cleaned
 
 
-def plan_netcdf(settings: Settings, record: CswRecord, variables: list[str] | None = None, *,
-                inspect: bool = True) -> NetcdfPlan:
-    """The record's NetCDF reference to ingest: the first OPeNDAP one on an allowed host, else the first NetCDF
-    download (404 ``no_netcdf`` when it has neither, 403 when none is on an allowed host). With ``inspect`` an
-    OPeNDAP dataset's metadata is read (no data): unknown or ungridded ``variables`` are 400 and the default
-    variables are resolved; an OPeNDAP server that fails (5xx) gives way to the next reference, a NetCDF
-    download included. A download is only read by the ingest itself."""
-    references = netcdf_references(record)
-    if not references:
-        raise NotFound(f"record {record.identifier!r} has no OPeNDAP or NetCDF download reference", code="no_netcdf")
-    allowed = [reference for reference in references if host_allowed(reference.url, settings.download_hosts)]
-    if not allowed:
-        check_host(references[0].url, settings.download_hosts)
-    requested = clean_variables(variables)
-    for reference in allowed[:-1]:
-        try:
-            return _plan_reference(settings, record, reference, requested, inspect=inspect)
-        except UpstreamError:
-            continue
-    return _plan_reference(settings, record, allowed[-1], requested, inspect=inspect)
-
-
-def _plan_reference(settings: Settings, record: CswRecord, reference: Reference, requested: list[str] | None, *,
-                    inspect: bool) -> NetcdfPlan:
-    kind: RemoteKind = "opendap" if reference.kind == "opendap" else "download"
-    url = dap_base(reference.url) if kind == "opendap" else reference.url
-    if not inspect or kind != "opendap":
-        return NetcdfPlan(url=url, kind=kind, variables=requested)
-    with open_netcdf(settings, url, kind=kind) as source:
-        infos = list_variables(source)
-        chosen = select_variables(infos, requested, profile_for(record.platform), location=source.location)
-    return NetcdfPlan(url=url, kind=kind, variables=chosen, available=[info for info in infos if info.role == "data"])
-
-
-def select_variables(infos: list[VariableInfo], requested: list[str] | None, profile: Profile, *,
+def select_variables(infos: list[VariableInfo], requested: list[str] | None, defaults: list[str], *,
                      location: str) -> list[str]:
-    """``requested`` after checking each is a georeferenced data variable; by default the profile's point-query
-    variables the file has, else every georeferenced 2-D/3-D data variable."""
+    """``requested`` after checking each is a georeferenced data variable; by default the ``defaults`` the file has
+    (a platform profile's point-query variables), else every georeferenced 2-D/3-D data variable."""
     by_name = {info.name: info for info in infos}
     gridded = [info.name for info in infos if info.gridded]
     for name in requested or []:
@@ -130,7 +62,7 @@ def select_variables(infos: list[VariableInfo], requested: list[str] | None, pro
                                details={"available": gridded})
     if requested:
         return requested
-    chosen = [name for name in profile.point_query_variables if name in gridded] or gridded
+    chosen = [name for name in defaults if name in gridded] or gridded
     if not chosen:
         raise InvalidInput(f"{location} has no georeferenced 2-D or 3-D data variable", code="no_gridded_variables")
     return chosen
@@ -297,7 +229,7 @@ def safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("._") or "variable"
 
 
-def _convert(source: NetcdfSource, name: str, stack: ExitStack, settings: Settings,
+def convert(source: NetcdfSource, name: str, stack: ExitStack, settings: Settings,
              time_index: int | None) -> Converted:
     with scratch_file(settings.tmp_dir, ".tif") as scratch:
         try:
@@ -320,8 +252,8 @@ def _convert(source: NetcdfSource, name: str, stack: ExitStack, settings: Settin
                      description=description, details=details)
 
 
-def _register(session: Session, settings: Settings, converted: list[Converted], metadata: dict,
-              progress: ProgressCallback) -> list[dict]:
+def register_converted(session: Session, settings: Settings, converted: list[Converted], metadata: dict,
+                       progress: ProgressCallback) -> list[dict]:
     """Register every converted GeoTIFF; when one fails, the ones this call created are removed again."""
     registered, created = [], []
     try:
@@ -332,9 +264,8 @@ def _register(session: Session, settings: Settings, converted: list[Converted], 
                 description=item.description,
             )
             if registration.created:
-                created.append(registration.raster["dataset_id"])
-            registered.append({**registration.raster, "duplicate_of": registration.duplicate_of,
-                               "created": registration.created, "variable": item.variable})
+                created.append(registration.dataset_id)
+            registered.append(registration.as_result(variable=item.variable))
             progress(80 + 20 * len(registered) / len(converted), "registering", item.variable)
     except BaseException:
         session.rollback()
@@ -344,31 +275,3 @@ def _register(session: Session, settings: Settings, converted: list[Converted], 
     return registered
 
 
-def ingest_netcdf(session: Session, *, settings: Settings, record: CswRecord, url: str | None = None,
-                  variables: list[str] | None = None, time_index: int | None = None, endpoint: str | None = None,
-                  report: ProgressCallback | None = None) -> dict:
-    """Write ``variables`` of the record's NetCDF/OPeNDAP source (``url``, default: :func:`plan_netcdf`'s) as
-    GeoTIFFs and register them all with source ``csw``, or none."""
-    progress = report or (lambda *_: None)
-    profile = profile_for(record.platform)
-    requested = clean_variables(variables)
-    if url is None:
-        plan = plan_netcdf(settings, record, requested, inspect=False)
-        url, kind = plan.url, plan.kind
-    else:
-        check_host(url, settings.download_hosts)
-        kind = reference_kind(record, url)
-    with ExitStack() as stack:
-        converted: list[Converted] = []
-        with open_netcdf(settings, url, kind=kind) as source:
-            progress(2, "reading", source.location)
-            chosen = select_variables(list_variables(source), requested, profile, location=source.location)
-            for name in chosen:
-                converted.append(_convert(source, name, stack, settings, time_index))
-                progress(80 * len(converted) / len(chosen), "converting", name)
-            location = source.location
-        metadata = {**record.registration_metadata(profile=profile.id), "reference_url": location,
-                    "csw_endpoint": endpoint}
-        registered = _register(session, settings, converted, metadata, progress)
-    return {"identifier": record.identifier, "platform": record.platform, "profile": profile.id, "url": location,
-            "kind": kind, "variables": chosen, "time_index": time_index, "datasets": registered}

@@ -169,7 +169,8 @@ def wms_capabilities(rasters: list[Raster], *, base_url: str) -> bytes:
             _text(element, "Title", style.title)
             legend = etree.SubElement(element, "StyleURL")
             _text(legend, "Format", "application/vnd.ogc.sld+xml")
-            etree.SubElement(legend, "OnlineResource", {f"{{{XLINK}}}href": styles.style_url(raster.public_id, style.id)})
+            href = styles.style_url(raster.public_id, style.id)
+            etree.SubElement(legend, "OnlineResource", {f"{{{XLINK}}}href": href})
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
 
 

@@ -74,3 +74,8 @@ def profile_for(platform: str | None) -> Profile:
 
 def all_profiles() -> list[Profile]:
     return [*PROFILES, GENERIC]
+
+
+class ProfileList(BaseModel):
+    total: int
+    items: list[Profile]

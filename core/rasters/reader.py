@@ -19,11 +19,6 @@ from rasterio.windows import Window
 
 from georeg.core.errors import InvalidRaster
 
-RASTER_SUFFIXES = {".tif", ".tiff", ".gtiff", ".geotiff"}
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"}
-POINTCLOUD_SUFFIXES = {".las", ".laz", ".ply"}
-NETCDF_SUFFIXES = {".nc", ".nc4", ".netcdf"}
-
 
 def limit_gdal_cache(megabytes: int) -> None:
     """Cap GDAL's process-wide block cache (by default 5 % of RAM: a decimated read of a 1 GB raster without
@@ -36,6 +31,26 @@ def decimated_reads() -> rasterio.Env:
     GeoTIFFs are then subsampled straight from the file (GDAL reads the option at open) instead of filling the block
     cache with blocks nobody reads again."""
     return rasterio.Env(GTIFF_DIRECT_IO="YES")
+
+
+class BandStatistics(BaseModel):
+    """One band's statistics from a decimated read (only ``band`` and ``valid`` when no value is valid)."""
+
+    band: int
+    valid: int
+    min: float | None = None
+    max: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    p2: float | None = None
+    p98: float | None = None
+
+
+class BandInfo(BaseModel):
+    band: int
+    description: str | None = None
+    units: str | None = None
+    colorinterp: str | None = None
 
 
 class RasterInfo(BaseModel):
@@ -161,16 +176,19 @@ class RasterReader:
             last_col = ((ds.width - 1) // block_w) * block_w
             ds.read(
                 ds.count,
-                window=Window(last_col, last_row, min(block_w, ds.width - last_col), min(block_h, ds.height - last_row)),
+                window=Window(last_col, last_row, min(block_w, ds.width - last_col),
+                              min(block_h, ds.height - last_row)),
             )
         except (RasterioError, ValueError) as exc:
             raise InvalidRaster(f"raster data cannot be read (truncated or corrupt): {_first_line(exc)}") from exc
 
-    def band_statistics(self, max_size: int = 1024) -> list[dict]:
+    def band_statistics(self, max_size: int = 1024) -> list[BandStatistics]:
         """Per-band min/max/mean/std and 2/98 % percentiles from a decimated read (overviews when present)."""
         ds = self._dataset
         scale = max(ds.width, ds.height) / max_size
-        shape = (max(1, round(ds.height / scale)), max(1, round(ds.width / scale))) if scale > 1 else (ds.height, ds.width)
+        shape = (ds.height, ds.width)
+        if scale > 1:
+            shape = (max(1, round(ds.height / scale)), max(1, round(ds.width / scale)))
         stats = []
         for band in range(1, ds.count + 1):
             try:
@@ -181,23 +199,31 @@ class RasterReader:
             if values.dtype.kind == "f":
                 values = values[np.isfinite(values)]
             if values.size == 0:
-                stats.append({"band": band, "valid": 0})
+                stats.append(BandStatistics(band=band, valid=0))
                 continue
             p2, p98 = np.percentile(values, [2, 98])
-            stats.append({
-                "band": band, "valid": int(values.size), "min": float(values.min()), "max": float(values.max()),
-                "mean": float(values.mean(dtype="float64")), "std": float(values.std(dtype="float64")),
-                "p2": float(p2), "p98": float(p98),
-            })
+            stats.append(BandStatistics(
+                band=band, valid=int(values.size), min=float(values.min()), max=float(values.max()),
+                mean=float(values.mean(dtype="float64")), std=float(values.std(dtype="float64")),
+                p2=float(p2), p98=float(p98),
+            ))
         return stats
 
-    def band_descriptions(self) -> list[dict]:
+    def band_descriptions(self) -> list[BandInfo]:
         ds = self._dataset
         return [
-            {"band": i + 1, "description": ds.descriptions[i], "units": ds.units[i] if ds.units else None,
-             "colorinterp": ds.colorinterp[i].name}
+            BandInfo(band=i + 1, description=ds.descriptions[i], units=ds.units[i] if ds.units else None,
+                     colorinterp=ds.colorinterp[i].name)
             for i in range(ds.count)
         ]
+
+    def describe(self) -> RasterDescription:
+        """Info, band statistics and band descriptions of a registrable raster (georeferenced, readable)."""
+        self.verify_readable()
+        info = self.info()
+        if not info.georeferenced or info.bounds is None:
+            raise InvalidRaster("the raster has no CRS and geotransform (or GCPs); it cannot be registered")
+        return RasterDescription(info=info, statistics=self.band_statistics(), bands=self.band_descriptions())
 
     def info(self) -> RasterInfo:
         ds = self._dataset
@@ -235,6 +261,20 @@ class RasterReader:
             has_gcps=bool(gcps),
             footprint=footprint,
         )
+
+
+class RasterDescription(BaseModel):
+    """What registration records of a raster file."""
+
+    info: RasterInfo
+    statistics: list[BandStatistics]
+    bands: list[BandInfo]
+
+
+def describe_raster(path: Path) -> RasterDescription:
+    """Open, verify and describe a registrable raster; :class:`InvalidRaster` otherwise."""
+    with RasterReader(path) as reader:
+        return reader.describe()
 
 
 def inspect_raster(path: Path) -> RasterInfo:

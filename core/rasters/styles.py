@@ -53,6 +53,7 @@ from urllib.parse import quote
 
 import numpy as np
 from lxml import etree
+from pydantic import BaseModel, Field
 
 from georeg.core.errors import NotFound
 from georeg.core.models import Raster
@@ -120,13 +121,23 @@ def style_url(dataset_id: str, style_id: str) -> str:
     return f"/styles/{quote(dataset_id, safe='')}/{quote(style_id, safe='')}.sld"
 
 
-def style_listing(raster: Raster) -> dict:
-    """``{"dataset_id", "styles": [{"id", "title", "default", "url"}]}`` for ``GET /styles/{dataset_id}``."""
-    return {
-        "dataset_id": raster.public_id,
-        "styles": [{"id": s.id, "title": s.title, "default": s.default, "url": style_url(raster.public_id, s.id)}
-                   for s in available_styles(raster)],
-    }
+class StyleEntry(BaseModel):
+    id: str
+    title: str
+    default: bool
+    url: str = Field(description="the SLD document")
+
+
+class StyleListing(BaseModel):
+    dataset_id: str
+    styles: list[StyleEntry]
+
+
+def style_listing(raster: Raster) -> StyleListing:
+    """The styles of ``GET /styles/{dataset_id}``."""
+    return StyleListing(dataset_id=raster.public_id, styles=[
+        StyleEntry(id=s.id, title=s.title, default=s.default, url=style_url(raster.public_id, s.id))
+        for s in available_styles(raster)])
 
 
 def _check_style(raster: Raster, style_id: str) -> StyleInfo:

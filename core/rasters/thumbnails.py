@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from PIL import Image
+from pydantic import BaseModel
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 
@@ -66,6 +67,11 @@ def render_thumbnail(path: Path, *, size: int = DEFAULT_SIZE) -> bytes:
     return buffer.getvalue()
 
 
+class ClearedThumbnails(BaseModel):
+    memory_entries: int
+    files: int
+
+
 class ThumbnailCache:
     """Disk cache keyed by content hash and size, with an in-memory LRU of recent PNGs."""
 
@@ -104,7 +110,7 @@ class ThumbnailCache:
             while len(self._memory) > self.memory_items:
                 self._memory.popitem(last=False)
 
-    def clear(self) -> dict:
+    def clear(self) -> ClearedThumbnails:
         """Empty both caches; returns what was removed."""
         with self._lock:
             memory = len(self._memory)
@@ -112,7 +118,7 @@ class ThumbnailCache:
         files = list(self.root.rglob("*.png")) if self.root.exists() else []
         for file in files:
             file.unlink(missing_ok=True)
-        return {"memory_entries": memory, "files": len(files)}
+        return ClearedThumbnails(memory_entries=memory, files=len(files))
 
     def forget(self, sha256: str) -> int:
         """Drop one content hash's thumbnails from memory and disk; returns how many files went."""

@@ -9,43 +9,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NoReturn
 
 from sqlmodel import Session, select
 
 from georeg.core.errors import AuthenticationRequired, NotFound, PermissionDenied
-from georeg.core.models import Dataset, Organization, OrgMember, Permission, User, Visibility
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The caller: a user (or ``None`` when anonymous) and whether it holds the admin role."""
-
-    user: User | None
-    is_admin: bool = False
-
-    @property
-    def anonymous(self) -> bool:
-        return self.user is None
-
-    @property
-    def username(self) -> str | None:
-        return self.user.username if self.user else None
-
-
-ANONYMOUS = Actor(user=None)
-
-
-def require_user(actor: Actor) -> User:
-    if actor.user is None:
-        raise AuthenticationRequired("authentication required")
-    return actor.user
-
-
-def require_admin(actor: Actor) -> User:
-    user = require_user(actor)
-    if not actor.is_admin:
-        raise PermissionDenied("administrator role required", code="admin_required")
-    return user
+from georeg.core.models import Dataset, Organization, OrgMember, Permission, Visibility
+from georeg.core.registry import datasets as dataset_repo
+from georeg.core.registry import orgs as org_repo
+from georeg.core.registry.actor import Actor
 
 
 def org_permission(session: Session, *, org: Organization, actor: Actor) -> Permission | None:
@@ -60,7 +32,7 @@ def org_permission(session: Session, *, org: Organization, actor: Actor) -> Perm
     return Permission(member.permission) if member else None
 
 
-def _deny(actor: Actor, *, visible: bool, what: str, need: Permission) -> None:
+def _deny(actor: Actor, *, visible: bool, what: str, need: Permission) -> NoReturn:
     if actor.anonymous:
         raise AuthenticationRequired(f"authentication required to access {what}")
     if not visible:
@@ -76,7 +48,6 @@ def check_org(session: Session, *, org: Organization, actor: Actor, need: Permis
     if permission is not None and permission.rank >= need.rank:
         return permission
     _deny(actor, visible=org.is_public or permission is not None, what=f"organization {org.slug!r}", need=need)
-    return permission
 
 
 def dataset_permission(
@@ -89,8 +60,38 @@ def dataset_permission(
     return permission
 
 
-def check_dataset(session: Session, *, org: Organization, dataset: Dataset, actor: Actor, need: Permission) -> None:
+def check_dataset(
+    session: Session, *, org: Organization, dataset: Dataset, actor: Actor, need: Permission
+) -> Permission | None:
+    """Raise unless ``actor`` holds ``need`` on ``dataset``; returns the caller's effective permission."""
     permission = dataset_permission(session, org=org, dataset=dataset, actor=actor)
     if permission is not None and permission.rank >= need.rank:
-        return
+        return permission
     _deny(actor, visible=permission is not None, what=f"dataset {org.slug}/{dataset.slug}", need=need)
+
+
+@dataclass(frozen=True)
+class DatasetAccess:
+    """A dataset the caller may use, with its organization and the caller's effective permission."""
+
+    org: Organization
+    dataset: Dataset
+    permission: Permission | None
+
+    def allows(self, need: Permission) -> bool:
+        return self.permission is not None and self.permission.rank >= need.rank
+
+
+def load_org(session: Session, *, actor: Actor, slug: str, need: Permission) -> Organization:
+    """The organization ``slug`` if ``actor`` holds ``need`` on it (401/403/404 otherwise, see the module doc)."""
+    org = org_repo.get_org(session, slug=slug)
+    check_org(session, org=org, actor=actor, need=need)
+    return org
+
+
+def load_dataset(session: Session, *, actor: Actor, org_slug: str, ds_slug: str, need: Permission) -> DatasetAccess:
+    """The dataset ``org_slug/ds_slug`` if ``actor`` holds ``need`` on it (404 when either does not exist)."""
+    org = org_repo.get_org(session, slug=org_slug)
+    dataset = dataset_repo.get_dataset(session, org=org, slug=ds_slug)
+    return DatasetAccess(org=org, dataset=dataset,
+                         permission=check_dataset(session, org=org, dataset=dataset, actor=actor, need=need))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
-from sqlalchemy import func, or_
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from georeg.core.errors import Conflict, NotFound
 from georeg.core.models import Dataset, Entry, EntryType, Organization, Visibility
+from georeg.core.registry.schemas import DatasetPublic, DatasetStamp, DatasetUpdate
 from georeg.core.slugs import validate_slug
 from georeg.core.timeutil import utcnow
 
@@ -79,24 +80,37 @@ def dataset_totals(session: Session, *, dataset: Dataset) -> tuple[int, int]:
     return int(count), int(size or 0)
 
 
-def dataset_stamp(session: Session, *, dataset: Dataset) -> dict:
+def dataset_stamp(session: Session, *, dataset: Dataset) -> DatasetStamp:
     """A checksum over the dataset's entries (path, hash, size), stable under reordering."""
     digest = hashlib.sha256()
     entries = session.exec(
-        select(Entry.path, Entry.sha256, Entry.size, Entry.type).where(Entry.dataset_id == dataset.id).order_by(Entry.path)
+        select(Entry.path, Entry.sha256, Entry.size, Entry.type)
+        .where(Entry.dataset_id == dataset.id)
+        .order_by(Entry.path)
     ).all()
     files = {}
     for path, sha, size, kind in entries:
         digest.update(f"{path}\0{kind}\0{sha or ''}\0{size}\n".encode())
         if kind != EntryType.directory.value:
             files[path] = sha
-    return {"checksum": digest.hexdigest(), "entries": files, "meta": dataset.meta}
+    return DatasetStamp(checksum=digest.hexdigest(), entries=files, meta=dataset.meta)
 
 
-def search_datasets(session: Session, *, org: Organization, text: str) -> list[Dataset]:
-    pattern = f"%{text}%"
-    return list(
-        session.exec(
-            select(Dataset).where(Dataset.org_id == org.id, or_(Dataset.slug.like(pattern), Dataset.name.like(pattern)))
-        ).all()
+def dataset_public(session: Session, *, org: Organization, dataset: Dataset) -> DatasetPublic:
+    count, size = dataset_totals(session, dataset=dataset)
+    return DatasetPublic(
+        slug=dataset.slug, org_slug=org.slug, name=dataset.name, description=dataset.description,
+        visibility=Visibility(dataset.visibility), meta=dataset.meta, creation_date=dataset.created_at,
+        last_update=dataset.updated_at, entries=count, size=size,
     )
+
+
+def update_dataset(session: Session, *, dataset: Dataset, update: DatasetUpdate) -> Dataset:
+    """Apply the fields ``update`` sets (null ones are left as they are)."""
+    for field in update.model_fields_set:
+        value = getattr(update, field)
+        if value is not None:
+            setattr(dataset, field, value.value if isinstance(value, Visibility) else value)
+    touch(session, dataset=dataset)
+    session.commit()
+    return dataset

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, or_
+from sqlalchemy import or_
 from sqlmodel import Session, select
 
 from georeg.core.errors import Conflict, InvalidPath, NotFound
@@ -82,7 +82,9 @@ def all_entries(session: Session, *, dataset: Dataset) -> list[Entry]:
 def all_files(session: Session, *, dataset: Dataset) -> list[Entry]:
     return list(
         session.exec(
-            select(Entry).where(Entry.dataset_id == dataset.id, Entry.type != EntryType.directory.value).order_by(Entry.path)
+            select(Entry)
+            .where(Entry.dataset_id == dataset.id, Entry.type != EntryType.directory.value)
+            .order_by(Entry.path)
         ).all()
     )
 
@@ -113,7 +115,3 @@ def move_subtree(session: Session, *, dataset: Dataset, source: str, destination
         session.add(entry)
     session.flush()
     return entries
-
-
-def count_entries(session: Session, *, dataset: Dataset) -> int:
-    return session.exec(select(func.count()).where(Entry.dataset_id == dataset.id)).one()

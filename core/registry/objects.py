@@ -2,24 +2,47 @@
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path, PurePosixPath
 
+from pydantic import BaseModel
 from sqlmodel import Session, select
 
 from georeg.core.config import Settings
 from georeg.core.errors import Conflict, InvalidPath, NotFound, PermissionDenied, QuotaExceeded
 from georeg.core.models import Dataset, Entry, EntryType, Organization, Raster, User
-from georeg.core.rasters.reader import (
-    IMAGE_SUFFIXES,
-    NETCDF_SUFFIXES,
-    POINTCLOUD_SUFFIXES,
-    RASTER_SUFFIXES,
-    inspect_raster,
-)
 from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import entries as entry_repo
 from georeg.core.registry import users as user_repo
+from georeg.core.registry.schemas import EntryPublic
 from georeg.core.storage import TempWriter, dataset_dir, prune_empty_parents, remove_tree, resolve_inside
+
+RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".gtiff", ".geotiff"})
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"})
+POINTCLOUD_SUFFIXES = frozenset({".las", ".laz", ".ply"})
+NETCDF_SUFFIXES = frozenset({".nc", ".nc4", ".netcdf"})
+
+
+class EntryDescription(BaseModel):
+    """Entry fields derived from a file's content (raster metadata for rasters; see ``rasters.entries``)."""
+
+    type: EntryType
+    properties: dict = {}
+    footprint: dict | None = None
+    crs: str | None = None
+    bounds: list[float] | None = None
+
+    def apply(self, entry: Entry) -> None:
+        """Copy the description onto ``entry``."""
+        entry.type = self.type.value
+        entry.properties, entry.footprint = self.properties, self.footprint
+        entry.crs, entry.bounds = self.crs, self.bounds
+
+
+def entry_public(entry: Entry) -> EntryPublic:
+    return EntryPublic(id=entry.public_id, path=entry.path, type=EntryType(entry.type), size=entry.size,
+                       hash=entry.sha256, mtime=entry.mtime, properties=entry.properties, footprint=entry.footprint,
+                       crs=entry.crs, bounds=entry.bounds)
 
 
 def classify(path: str) -> EntryType:
@@ -35,22 +58,6 @@ def classify(path: str) -> EntryType:
     return EntryType.generic
 
 
-def describe_file(file_path: Path, entry_type: EntryType) -> dict:
-    """Entry fields derived from the file's content (raster metadata for rasters)."""
-    if entry_type is not EntryType.raster:
-        return {"type": entry_type.value, "properties": {}, "footprint": None, "crs": None, "bounds": None}
-    info = inspect_raster(file_path)
-    properties = info.model_dump(exclude={"footprint", "crs_wkt"})
-    properties["crs_wkt"] = info.crs_wkt
-    return {
-        "type": EntryType.raster.value,
-        "properties": properties,
-        "footprint": info.footprint,
-        "crs": info.crs_label,
-        "bounds": info.bounds,
-    }
-
-
 def storage_root(settings: Settings, org: Organization, dataset: Dataset) -> Path:
     return dataset_dir(settings.storage_dir, org.slug, dataset.slug)
 
@@ -63,10 +70,15 @@ def resolve_mounted(settings: Settings, raw_path: str) -> Path:
     if not roots:
         raise PermissionDenied("no mounted roots are configured (GEOREG_MOUNT_ROOTS)", code="no_mount_roots")
     candidate = Path(raw_path).expanduser()
-    resolved = candidate.resolve() if candidate.is_absolute() else (roots[0] / candidate).resolve()
-    if not any(resolved == root or root in resolved.parents for root in roots):
+    try:
+        resolved = candidate.resolve() if candidate.is_absolute() else (roots[0] / candidate).resolve()
+        inside = any(resolved == root or root in resolved.parents for root in roots)
+        is_file = inside and resolved.is_file()
+    except (OSError, RuntimeError) as exc:  # a name too long, a symlink loop
+        raise InvalidPath(f"{raw_path!r} cannot be resolved: {getattr(exc, 'strerror', None) or exc}") from exc
+    if not inside:
         raise PermissionDenied(f"{raw_path!r} is outside the mounted roots", code="outside_mount_roots")
-    if not resolved.is_file():
+    if not is_file:
         raise NotFound(f"no file at {raw_path!r}", code="file_not_found")
     return resolved
 
@@ -113,21 +125,19 @@ def check_storage_quota(session: Session, *, org: Organization, incoming: int, r
 
 
 def store_object(
-    session: Session, *, settings: Settings, org: Organization, dataset: Dataset, path: str, upload: TempWriter
+    session: Session, *, settings: Settings, org: Organization, dataset: Dataset, path: str, upload: TempWriter,
+    description: EntryDescription,
 ) -> Entry:
-    """Validate the finished upload in ``upload``, move it into place and register the entry.
-
-    Raises before anything is moved when the content is invalid; the caller discards the temp file.
-    """
-    entry_type = classify(path)
-    fields = describe_file(upload.path, entry_type)
+    """Move the finished, described upload in ``upload`` into place and register the entry (quota and path
+    conflicts checked first; nothing is moved when they fail and the caller discards the temp file)."""
     existing = entry_repo.find_entry(session, dataset=dataset, path=path)
     check_storage_quota(session, org=org, incoming=upload.size, replacing=existing.size if existing else 0)
     root = storage_root(settings, org, dataset)
     destination = resolve_inside(root, path)
     if destination.is_dir():
         raise Conflict(f"{path!r} is a directory", code="path_conflict")
-    entry = entry_repo.upsert_file(session, dataset=dataset, path=path, size=upload.size, sha256=upload.sha256, **fields)
+    entry = entry_repo.upsert_file(session, dataset=dataset, path=path, size=upload.size, sha256=upload.sha256,
+                                   **description.model_dump(mode="json"))
     dataset_repo.touch(session, dataset=dataset)
     commit_with_file(session, upload, destination)
     return entry
@@ -143,7 +153,9 @@ def commit_with_file(session: Session, upload: TempWriter, destination: Path) ->
         raise
 
 
-def delete_objects(session: Session, *, settings: Settings, org: Organization, dataset: Dataset, paths: list[str]) -> int:
+def delete_objects(
+    session: Session, *, settings: Settings, org: Organization, dataset: Dataset, paths: list[str]
+) -> int:
     """Delete entries (directories recursively) and their files; all or nothing in the registry."""
     root = storage_root(settings, org, dataset)
     removed = 0
@@ -193,3 +205,72 @@ def rename_dataset_files(settings: Settings, *, org_slug: str, old_slug: str, ne
         new = dataset_dir(settings.storage_dir, org_slug, new_slug)
         new.parent.mkdir(parents=True, exist_ok=True)
         old.rename(new)
+
+
+def delete_dataset(session: Session, *, settings: Settings, org: Organization, dataset: Dataset) -> None:
+    """Delete a dataset's rows, then its files."""
+    slug = dataset.slug
+    session.delete(dataset)
+    session.commit()
+    remove_dataset_files(settings, org_slug=org.slug, dataset_slug=slug)
+
+
+def rename_dataset(session: Session, *, settings: Settings, org: Organization, dataset: Dataset,
+                   new_slug: str) -> Dataset:
+    """Give a dataset a new slug: its folder moves with it, and back again when the rename cannot be committed."""
+    old_slug = dataset.slug
+    dataset_repo.rename_dataset(session, org=org, dataset=dataset, new_slug=new_slug)
+    rename_dataset_files(settings, org_slug=org.slug, old_slug=old_slug, new_slug=new_slug)
+    try:
+        session.commit()
+    except Exception:
+        rename_dataset_files(settings, org_slug=org.slug, old_slug=new_slug, new_slug=old_slug)
+        raise
+    return dataset
+
+
+def search_entries(session: Session, *, dataset: Dataset, pattern: str, base: str, recursive: bool) -> list[Entry]:
+    """Entries under ``base`` whose name (or relative path, when the glob ``pattern`` has a '/') matches."""
+    candidates = (entry_repo.subtree(session, dataset=dataset, path=base) if base
+                  else entry_repo.all_entries(session, dataset=dataset))
+    pattern = pattern or "*"
+    matches = []
+    for entry in candidates:
+        relative = entry.path[len(base) + 1 :] if base else entry.path
+        if not relative or (not recursive and "/" in relative):
+            continue
+        subject = relative if "/" in pattern else PurePosixPath(relative).name
+        if fnmatch.fnmatchcase(subject, pattern):
+            matches.append(entry)
+    return matches
+
+
+def create_folder(session: Session, *, settings: Settings, org: Organization, dataset: Dataset, path: str) -> Entry:
+    """A folder entry at ``path`` (with its parents) and its directory in storage; an existing folder is fine."""
+    existing = entry_repo.find_entry(session, dataset=dataset, path=path)
+    if existing is not None and existing.type != EntryType.directory.value:
+        raise Conflict(f"{path!r} is a file", code="path_conflict")
+    entry_repo.ensure_directories(session, dataset=dataset, path=f"{path}/x")
+    resolve_inside(storage_root(settings, org, dataset), path).mkdir(parents=True, exist_ok=True)
+    dataset_repo.touch(session, dataset=dataset)
+    session.commit()
+    return entry_repo.get_entry(session, dataset=dataset, path=path)
+
+
+def download_selection(session: Session, *, settings: Settings, org: Organization, dataset: Dataset,
+                       paths: list[str]) -> tuple[Entry | None, dict[str, Path]]:
+    """What a download of ``paths`` (normalized; ``""`` is everything) sends: (the entry, its file) for one file,
+    else (None, every file under the paths by entry path)."""
+    root = storage_root(settings, org, dataset)
+    if len(paths) == 1 and paths[0]:
+        entry = entry_repo.get_entry(session, dataset=dataset, path=paths[0])
+        if entry.type != EntryType.directory.value:
+            return entry, entry_files(session, settings, root, [entry])
+    entries: dict[str, Entry] = {}
+    for path in paths:
+        found = (entry_repo.subtree(session, dataset=dataset, path=path) if path
+                 else entry_repo.all_files(session, dataset=dataset))
+        if path and not found:
+            raise NotFound(f"no entry at {path!r}", code="entry_not_found")
+        entries.update((entry.path, entry) for entry in found if entry.type != EntryType.directory.value)
+    return None, entry_files(session, settings, root, list(entries.values()))

@@ -72,11 +72,18 @@ def delete_role(session: Session, *, name: str) -> None:
     session.flush()
 
 
+def _admin_count(session: Session) -> int:
+    return session.exec(select(func.count()).where(UserRoleLink.role_name == ADMIN_ROLE)).one()
+
+
 def set_user_roles(session: Session, *, user: User, roles: list[str]) -> None:
     known = set(list_roles(session))
     unknown = sorted(set(roles) - known)
     if unknown:
         raise InvalidInput(f"unknown roles: {', '.join(unknown)}", code="unknown_role")
+    if ADMIN_ROLE not in roles and is_admin(session, user=user) and _admin_count(session) == 1:
+        raise Conflict(f"{user.username!r} is the last administrator and keeps the {ADMIN_ROLE!r} role; make another "
+                       "user an administrator first", code="last_admin")
     session.exec(delete(UserRoleLink).where(UserRoleLink.user_id == user.id))
     for name in sorted(set(roles)):
         session.add(UserRoleLink(user_id=user.id, role_name=name))
@@ -180,7 +187,9 @@ def storage_used(session: Session, *, user: User) -> int:
 def user_org_slugs(session: Session, *, user: User) -> list[str]:
     owned = session.exec(select(Organization.slug).where(Organization.owner_id == user.id)).all()
     member = session.exec(
-        select(Organization.slug).join(OrgMember, OrgMember.org_id == Organization.id).where(OrgMember.user_id == user.id)
+        select(Organization.slug)
+        .join(OrgMember, OrgMember.org_id == Organization.id)
+        .where(OrgMember.user_id == user.id)
     ).all()
     return sorted(set(owned) | set(member))
 

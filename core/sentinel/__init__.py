@@ -6,7 +6,6 @@ from georeg.core.sentinel.models import (
     S2_COMBINATIONS,
     BandStretch,
     PlannedOutput,
-    Progress,
     SafeOutput,
     SafeParameters,
     SafePlan,
@@ -16,7 +15,7 @@ from georeg.core.sentinel.pipeline import execute, prepare, process_safe
 from georeg.core.sentinel.products import ProductName, find_safe, locate_safe, parse_product, resolve_safe_path
 
 __all__ = [
-    "S2_COMBINATIONS", "BandStretch", "PlannedOutput", "ProductName", "Progress", "SafeArchive", "SafeOutput",
+    "S2_COMBINATIONS", "BandStretch", "PlannedOutput", "ProductName", "SafeArchive", "SafeOutput",
     "SafeParameters", "SafePlan", "execute", "find_safe", "locate_safe", "parameters_from_profile", "parse_product",
     "prepare", "process_safe", "resolve_safe_path",
 ]

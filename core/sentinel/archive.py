@@ -14,7 +14,7 @@ import rasterio
 from lxml import etree
 from rasterio.errors import RasterioError
 
-from georeg.core.errors import BrokenArchive, InvalidSafe
+from georeg.core.sentinel.errors import BrokenArchive, InvalidSafe
 from georeg.core.sentinel.products import strip_suffix
 
 MAX_MEMBERS = 100_000

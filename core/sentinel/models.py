@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import datetime
 from typing import Literal
 
@@ -19,9 +18,6 @@ S2_COMBINATIONS: dict[str, tuple[str, str, str]] = {
 S1_PRODUCT_PREFIX = "amplitude_"
 EPSG_CODE = re.compile(r"^EPSG:\d{4,6}$")
 
-Progress = Callable[[float, str, str], None]
-"""``progress(percent, phase, message)``, percent in 0..100 over the whole run."""
-
 
 class SafeParameters(BaseModel):
     """Processing recipe; the defaults are the NBS quicklook choices."""
@@ -34,7 +30,8 @@ class SafeParameters(BaseModel):
         default="average", description="S1: warp resampling (thin-plate spline transform from the GCPs)")
     s1_percentiles: tuple[float, float] = Field(default=(1.0, 99.0), description="S1: dB stretch percentiles")
     s2_percentiles: tuple[float, float] = Field(default=(0.5, 99.5), description="S2: per-band stretch percentiles")
-    gamma: float = Field(default=0.7, gt=0, le=10, description="S2: gamma, applied as x ** (1 / gamma) after the stretch")
+    gamma: float = Field(default=0.7, gt=0, le=10,
+                         description="S2: gamma, applied as x ** (1 / gamma) after the stretch")
     s2_resampling: Literal["nearest", "bilinear", "cubic"] = Field(
         default="bilinear", description="S2: resampling of 20 m bands to the 10 m grid")
     stats_max_size: int = Field(default=2048, ge=0, le=100_000, description=(

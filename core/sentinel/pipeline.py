@@ -9,9 +9,10 @@ from pathlib import Path
 
 import rasterio
 
+from georeg.core.progress import ProgressCallback
 from georeg.core.sentinel import s1, s2
 from georeg.core.sentinel.archive import SafeArchive
-from georeg.core.sentinel.models import Progress, SafeOutput, SafeParameters, SafePlan
+from georeg.core.sentinel.models import SafeOutput, SafeParameters, SafePlan
 from georeg.core.sentinel.products import parse_product
 
 GDAL_CACHE_MB = 64
@@ -40,7 +41,7 @@ def prepare(safe_path: Path, *, products: Sequence[str] | None = None,
     )
 
 
-def execute(plan: SafePlan, output_dir: Path, progress: Progress | None = None) -> list[SafeOutput]:
+def execute(plan: SafePlan, output_dir: Path, progress: ProgressCallback | None = None) -> list[SafeOutput]:
     """Write every output of ``plan`` into ``output_dir``; each file appears only complete (temp + rename), and
     when one output fails the ones already written by this call are removed before the error propagates.
 
@@ -50,7 +51,7 @@ def execute(plan: SafePlan, output_dir: Path, progress: Progress | None = None) 
         return _execute(plan, output_dir, progress)
 
 
-def _execute(plan: SafePlan, output_dir: Path, progress: Progress | None) -> list[SafeOutput]:
+def _execute(plan: SafePlan, output_dir: Path, progress: ProgressCallback | None) -> list[SafeOutput]:
     archive = SafeArchive.open(Path(plan.safe_path))
     family = _family(plan.product_type)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -73,6 +74,7 @@ def _execute(plan: SafePlan, output_dir: Path, progress: Progress | None) -> lis
 
 
 def process_safe(safe_path: Path, *, products: Sequence[str] | None = None, output_dir: Path,
-                 parameters: SafeParameters | None = None, progress: Progress | None = None) -> list[SafeOutput]:
+                 parameters: SafeParameters | None = None,
+                 progress: ProgressCallback | None = None) -> list[SafeOutput]:
     """Prepare and execute: the quicklooks (S1) or RGB combinations (S2) of one SAFE as COGs in ``output_dir``."""
     return execute(prepare(safe_path, products=products, parameters=parameters), output_dir, progress)

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from georeg.core.errors import InvalidInput, PermissionDenied, SafeNotFound, UnsupportedProduct
+from georeg.core.errors import InvalidInput, PermissionDenied
+from georeg.core.sentinel.errors import SafeNotFound, UnsupportedProduct
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{5,199}$")
 S1_NAME = re.compile(

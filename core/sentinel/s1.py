@@ -25,8 +25,9 @@ from rasterio.enums import ColorInterp, Resampling
 from rasterio.errors import RasterioError
 from rasterio.warp import calculate_default_transform, reproject
 
-from georeg.core.errors import InvalidInput, InvalidSafe, MissingBand
+from georeg.core.errors import InvalidInput
 from georeg.core.sentinel.archive import SafeArchive
+from georeg.core.sentinel.errors import InvalidSafe, MissingBand
 from georeg.core.sentinel.imaging import (
     amplitude_db,
     check_output_size,

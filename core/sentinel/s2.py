@@ -20,8 +20,9 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window, from_bounds
 from rasterio.windows import bounds as window_bounds
 
-from georeg.core.errors import InvalidInput, InvalidSafe, MissingBand
+from georeg.core.errors import InvalidInput
 from georeg.core.sentinel.archive import SafeArchive
+from georeg.core.sentinel.errors import InvalidSafe, MissingBand
 from georeg.core.sentinel.imaging import (
     BINS,
     check_output_size,
@@ -66,7 +67,7 @@ def _selected(requested: list[str] | None) -> list[str]:
 
 
 def plan_outputs(archive: SafeArchive, parsed: ProductName, requested: list[str] | None,
-                 params: SafeParameters) -> list[PlannedOutput]:
+                 _params: SafeParameters) -> list[PlannedOutput]:
     """One RGB per selected combination (all three by default) and granule; a band a combination needs that
     the granule lacks raises :class:`MissingBand`."""
     metadata = METADATA[parsed.kind]
@@ -106,7 +107,8 @@ def _check_same_tile(archive: SafeArchive, output: PlannedOutput, sources: list,
             raise InvalidSafe(f"{archive.product}: {member} holds {source.dtypes[0]}, not uint16",
                               code="unexpected_dtype")
         tolerance = abs(source.transform.a)
-        if source.crs != grid.crs or any(abs(a - b) > tolerance for a, b in zip(source.bounds, grid.bounds, strict=True)):
+        if source.crs != grid.crs or any(abs(a - b) > tolerance
+                                         for a, b in zip(source.bounds, grid.bounds, strict=True)):
             raise InvalidSafe(f"{archive.product}: {member} does not cover the same tile as {output.inputs[0]}")
 
 

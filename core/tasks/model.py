@@ -14,11 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from georeg.core.models import Permission
+from georeg.core.progress import ProgressCallback
 
 
 class TaskState(str, Enum):
@@ -65,9 +66,6 @@ class ToolOutcome(BaseModel):
     artifact: Path | None = None
 
 
-ProgressCallback = Callable[[float, str, str], None]
-
-
 @dataclass
 class ToolContext:
     """Everything a tool needs: where the dataset lives, where to write, how to report progress."""
@@ -88,8 +86,16 @@ class ToolContext:
         self.report(max(0.0, min(100.0, percent)), phase, message)
 
 
+ToolScope = Literal["dataset", "registry"]
+
+
 @dataclass(frozen=True)
 class Tool:
+    """A kind of task: its parameters, the function a flow run calls, and who may run it where.
+
+    ``scope`` ``registry`` tools (rehash, prune-missing, ...) work on the whole raster registry and run only on
+    its dataset (``default/registry``), started by the Datasets API's routes or a schedule."""
+
     id: str
     version: str
     title: str
@@ -100,20 +106,25 @@ class Tool:
     produces_artifact: bool = False
     artifact_extension: str | None = None
     needs_path: bool = False
+    scope: ToolScope = "dataset"
 
     @property
     def deployment(self) -> str:
+        """``<flow name>/<deployment name>`` of the tool's Prefect deployment."""
         return f"{self.id}/{self.id}"
+
+    @property
+    def flow_attribute(self) -> str:
+        """The attribute of ``flows/tools.py`` holding the tool's flow (its prefect.yaml entrypoint)."""
+        return flow_attribute(self.id)
 
     def parameters_schema(self) -> dict:
         return self.parameters.model_json_schema()
 
-    def describe(self) -> dict:
-        return {
-            "id": self.id, "version": self.version, "title": self.title, "description": self.description,
-            "requiredAccess": self.required_access.value, "producesArtifact": self.produces_artifact,
-            "artifactExtension": self.artifact_extension, "parametersSchema": self.parameters_schema(),
-        }
+
+def flow_attribute(tool_id: str) -> str:
+    """``bulk-download`` -> ``bulk_download``."""
+    return tool_id.replace("-", "_")
 
 
 class ToolRegistry:
@@ -133,13 +144,6 @@ class ToolRegistry:
 
     def all(self) -> list[Tool]:
         return sorted(self._tools.values(), key=lambda tool: tool.id)
-
-
-def default_registry() -> ToolRegistry:
-    """The shipped tools."""
-    from georeg.core.tasks.tools import SHIPPED_TOOLS
-
-    return ToolRegistry(list(SHIPPED_TOOLS))
 
 
 def canonical_json(value: Any) -> str:

@@ -17,7 +17,8 @@ ACTIVE = [state.value for state in ACTIVE_STATES]
 
 def get_task(session: Session, *, task_id: str, dataset_id: int | None = None) -> Task:
     task = session.get(Task, task_id)
-    if task is None or task.state == TaskState.deleted.value or (dataset_id is not None and task.dataset_id != dataset_id):
+    elsewhere = dataset_id is not None and task is not None and task.dataset_id != dataset_id
+    if task is None or task.state == TaskState.deleted.value or elsewhere:
         raise NotFound(f"task {task_id} not found", code="task_not_found")
     return task
 
@@ -88,4 +89,5 @@ def terminal_tasks(session: Session, *, dataset_id: int, tool_id: str | None = N
 
 def expired_artifacts(session: Session, *, now: datetime) -> list[Task]:
     rows = session.exec(select(Task).where(Task.artifact.is_not(None))).all()
-    return [task for task in rows if task.artifact and as_utc(datetime.fromisoformat(task.artifact["expiresAt"])) <= now]
+    return [task for task in rows
+            if task.artifact and as_utc(datetime.fromisoformat(task.artifact["expiresAt"])) <= now]

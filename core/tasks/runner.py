@@ -6,7 +6,6 @@ import logging
 import os
 import shutil
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
@@ -16,12 +15,9 @@ from georeg.core.config import Settings
 from georeg.core.errors import GeoregError, NotFound
 from georeg.core.models import Dataset, Organization, Task
 from georeg.core.storage import dataset_dir, sha256_file
-from georeg.core.tasks.model import Tool, ToolContext
+from georeg.core.tasks.lifecycle import artifact_dir, new_task, validated_parameters
+from georeg.core.tasks.model import TaskState, Tool, ToolContext
 from georeg.core.timeutil import utcnow
-
-
-def artifact_dir(settings: Settings, task_id: str) -> Path:
-    return settings.resolved_data_dir / "artifacts" / task_id
 
 
 def _update(engine: Engine, task_id: str, **fields: object) -> None:
@@ -100,15 +96,12 @@ def execute_task(settings: Settings, engine: Engine, *, task_id: str, tool: Tool
 def create_scheduled_task(engine: Engine, *, tool: Tool, parameters: dict, flow_run_id: str) -> str:
     """A task row for a run started by a schedule (no user): it shows in the job lists like any other."""
     from georeg.core.rasters.service import registry_location
-    from georeg.core.tasks.model import TaskState, dedup_key
 
-    validated = tool.parameters.model_validate(parameters).model_dump(mode="json")
+    validated = validated_parameters(tool, parameters)
     with Session(engine, expire_on_commit=False) as session:
         org, dataset = registry_location(session)
-        task = Task(org_id=org.id, dataset_id=dataset.id, user_id=None, tool_id=tool.id, tool_version=tool.version,
-                    parameters=validated, flow_run_id=flow_run_id, state=TaskState.processing.value,
-                    dedup_key=dedup_key(tool=tool, dataset_id=dataset.id, path=None, user_id=None,
-                                        parameters={**validated, "scheduled_run": flow_run_id}))
-        session.add(task)
+        task = new_task(session, tool=tool, org=org, dataset=dataset, user=None, path=None, parameters=validated,
+                        flow_run_id=flow_run_id, state=TaskState.processing,
+                        dedup_extra={"scheduled_run": flow_run_id})
         session.commit()
         return task.id

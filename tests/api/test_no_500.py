@@ -20,7 +20,8 @@ BODIES = [
 ]
 PREFECT_DOWN = {"deployment_missing", "prefect_unavailable"}  # the sweep's Prefect has no deployments
 UPSTREAM_DOWN = {"csw_unavailable"}  # the sweep's CSW endpoint is a closed port: 502 with its reason is right
-QUERIES = [{}, {"path": "../../etc/passwd", "skip": "-1", "take": "abc"}, {"path": "\x00", "skip": "99999999999999999999"}]
+QUERIES = [{}, {"path": "../../etc/passwd", "skip": "-1", "take": "abc"},
+           {"path": "\x00", "skip": "99999999999999999999"}]
 
 
 def _routes(app):

@@ -8,21 +8,10 @@ import zipfile
 import pytest
 import rasterio
 
-from tests.conftest import assert_error
+from tests.helpers import assert_error, upload_object
 from tests.rasters import write_geotiff
 
 BASE = "/orgs/admin/ds/d"
-
-
-@pytest.fixture
-def ds(client, admin_headers):
-    assert client.post("/orgs/admin/ds", json={"slug": "d"}, headers=admin_headers).status_code == 201
-    return admin_headers
-
-
-def upload(client, headers, name, content, path=None, content_type="application/octet-stream"):
-    data = {"path": path} if path is not None else {}
-    return client.post(f"{BASE}/obj", files={"file": (name, content, content_type)}, data=data, headers=headers)
 
 
 def storage_files(settings):
@@ -34,9 +23,10 @@ def leftovers(settings):
 
 
 def test_upload_geotiff_records_raster_metadata(client, ds, tmp_path):
-    tif = write_geotiff(tmp_path / "polar.tif", crs="EPSG:3413", origin=(-200000, -1000000), pixel=1000, dtype="float32",
-                        nodata=-9999)
-    response = upload(client, ds, "polar.tif", tif.read_bytes(), path="scenes/polar.tif", content_type="image/tiff")
+    tif = write_geotiff(tmp_path / "polar.tif", crs="EPSG:3413", origin=(-200000, -1000000), pixel=1000,
+                        dtype="float32", nodata=-9999)
+    response = upload_object(client, ds, "scenes/polar.tif", tif.read_bytes(), name="polar.tif",
+                             content_type="image/tiff")
     assert response.status_code == 201, response.text
     entry = response.json()
     assert entry["type"] == "raster" and entry["crs"] == "EPSG:3413"
@@ -55,7 +45,7 @@ def test_upload_geotiff_records_raster_metadata(client, ds, tmp_path):
 
 def test_download_is_byte_identical_with_range(client, ds, tmp_path):
     content = bytes(range(256)) * 100
-    upload(client, ds, "blob.bin", content, path="a/blob.bin")
+    upload_object(client, ds, "a/blob.bin", content, name="blob.bin")
     full = client.get(f"{BASE}/download", params={"path": "a/blob.bin"}, headers=ds)
     assert full.status_code == 200 and full.content == content
     assert "attachment" in full.headers["content-disposition"]
@@ -67,9 +57,9 @@ def test_download_is_byte_identical_with_range(client, ds, tmp_path):
 
 
 def test_download_several_paths_as_zip(client, ds):
-    upload(client, ds, "x", b"one", path="f/one.txt")
-    upload(client, ds, "x", b"two", path="f/sub/two.txt")
-    upload(client, ds, "x", b"three", path="three.txt")
+    upload_object(client, ds, "f/one.txt", b"one")
+    upload_object(client, ds, "f/sub/two.txt", b"two")
+    upload_object(client, ds, "three.txt", b"three")
     for params in ({"path": ["f", "three.txt"]}, {"path": "f,three.txt"}):
         response = client.get(f"{BASE}/download", params=params, headers=ds)
         assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
@@ -85,15 +75,15 @@ def test_download_several_paths_as_zip(client, ds):
 
 
 def test_move_and_delete(client, ds, settings):
-    upload(client, ds, "x", b"1", path="a/one.txt")
-    upload(client, ds, "x", b"2", path="a/b/two.txt")
+    upload_object(client, ds, "a/one.txt", b"1")
+    upload_object(client, ds, "a/b/two.txt", b"2")
     moved = client.put(f"{BASE}/obj", json={"source": "a", "dest": "z/a2"}, headers=ds)
     assert moved.status_code == 200, moved.text
     assert storage_files(settings) == ["admin/d/z/a2/b/two.txt", "admin/d/z/a2/one.txt"]
     assert client.get(f"{BASE}/obj", params={"path": "z/a2/b/two.txt"}, headers=ds).json()["size"] == 1
     assert_error(client.put(f"{BASE}/obj", json={"source": "z", "dest": "z/inner"}, headers=ds), 400)
     assert_error(client.put(f"{BASE}/obj", json={"source": "nope", "dest": "x"}, headers=ds), 404)
-    upload(client, ds, "x", b"3", path="other.txt")
+    upload_object(client, ds, "other.txt", b"3")
     assert_error(client.put(f"{BASE}/obj", json={"source": "other.txt", "dest": "z"}, headers=ds), 409)
     assert client.delete(f"{BASE}/obj", params={"path": "z/a2/one.txt"}, headers=ds).json() == {"removed": 1}
     assert client.request("DELETE", f"{BASE}/obj/batch", json={"paths": ["z", "other.txt"]}, headers=ds).json() == {
@@ -106,15 +96,15 @@ def test_move_and_delete(client, ds, settings):
 def test_folder_creation_and_search(client, ds):
     response = client.post(f"{BASE}/obj", data={"path": "empty/dir"}, files={"dummy": (None, "")}, headers=ds)
     assert response.status_code == 201 and response.json()["type"] == "directory"
-    upload(client, ds, "x", b"1", path="empty/dir/scene.tif.aux.xml")
-    upload(client, ds, "x", b"1", path="notes.txt")
+    upload_object(client, ds, "empty/dir/scene.tif.aux.xml", b"1")
+    upload_object(client, ds, "notes.txt", b"1")
     found = client.post(f"{BASE}/search", json={"query": "*.xml"}, headers=ds).json()
     assert [e["path"] for e in found] == ["empty/dir/scene.tif.aux.xml"]
 
 
 def test_replacing_a_file_updates_hash(client, ds):
-    first = upload(client, ds, "x", b"old", path="f.txt").json()
-    second = upload(client, ds, "x", b"new!", path="f.txt").json()
+    first = upload_object(client, ds, "f.txt", b"old").json()
+    second = upload_object(client, ds, "f.txt", b"new!").json()
     assert first["id"] == second["id"] and first["hash"] != second["hash"] and second["size"] == 4
     stamp = client.get("/orgs/admin/ds/d/stamp", headers=ds).json()
     assert stamp["entries"] == {"f.txt": second["hash"]}
@@ -126,7 +116,7 @@ TRAVERSAL = ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "..\\escape.t
 
 @pytest.mark.parametrize("path", TRAVERSAL, ids=lambda p: repr(p))
 def test_path_traversal_is_rejected_and_nothing_written(client, ds, settings, path):
-    response = upload(client, ds, "x.txt", b"evil", path=path)
+    response = upload_object(client, ds, path, b"evil", name="x.txt")
     assert_error(response, 400)
     assert storage_files(settings) == [] and leftovers(settings) == []
     assert not (settings.storage_dir.parent / "escape.txt").exists()
@@ -135,12 +125,12 @@ def test_path_traversal_is_rejected_and_nothing_written(client, ds, settings, pa
 
 
 def test_filename_traversal_is_rejected(client, ds, settings):
-    assert_error(upload(client, ds, "../../escape.txt", b"evil", path="sub/"), 400)
+    assert_error(upload_object(client, ds, "sub/", b"evil", name="../../escape.txt"), 400)
     assert storage_files(settings) == [] and leftovers(settings) == []
 
 
 def test_oversize_upload_is_413_and_nothing_kept(client, ds, settings):
-    response = upload(client, ds, "big.bin", b"x" * (settings.max_upload_bytes + 1), path="big.bin")
+    response = upload_object(client, ds, "big.bin", b"x" * (settings.max_upload_bytes + 1), name="big.bin")
     assert_error(response, 413, "payload_too_large")
     assert storage_files(settings) == [] and leftovers(settings) == []
     assert client.get(f"{BASE}/list", headers=ds).json() == []
@@ -158,7 +148,7 @@ def test_declared_oversize_is_refused_before_reading(client, ds, settings):
     [("garbage.tif", b"this is not a tiff at all" * 10), ("empty.tif", b"")],
 )
 def test_garbage_tiff_is_400_and_nothing_kept(client, ds, settings, name, content):
-    assert_error(upload(client, ds, name, content, path=name), 400, "invalid_raster")
+    assert_error(upload_object(client, ds, name, content, name=name), 400, "invalid_raster")
     assert storage_files(settings) == [] and leftovers(settings) == []
     assert client.get(f"{BASE}/list", headers=ds).json() == []
 
@@ -166,20 +156,21 @@ def test_garbage_tiff_is_400_and_nothing_kept(client, ds, settings, name, conten
 def test_truncated_tiff_is_400_and_nothing_kept(client, ds, settings, tmp_path):
     tif = write_geotiff(tmp_path / "t.tif", width=256, height=256, tiled=True)
     data = tif.read_bytes()
-    assert_error(upload(client, ds, "t.tif", data[: len(data) // 2], path="t.tif"), 400, "invalid_raster")
+    assert_error(upload_object(client, ds, "t.tif", data[: len(data) // 2], name="t.tif"), 400, "invalid_raster")
     assert storage_files(settings) == [] and leftovers(settings) == []
 
 
 def test_tiff_without_crs_is_kept_as_ungeoreferenced_raster(client, ds, tmp_path):
     tif = write_geotiff(tmp_path / "plain.tif", crs=None)
-    entry = upload(client, ds, "plain.tif", tif.read_bytes(), path="plain.tif").json()
+    entry = upload_object(client, ds, "plain.tif", tif.read_bytes(), name="plain.tif").json()
     assert entry["type"] == "raster" and entry["crs"] is None and entry["footprint"] is None
 
 
 def test_wrong_content_type_and_bad_multipart(client, ds, settings):
     assert_error(client.post(f"{BASE}/obj", json={"path": "x"}, headers=ds), 400, "unsupported_media_type")
-    broken = client.post(f"{BASE}/obj", content=b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a\"\r\n"
-                         b"\r\npartial", headers={**ds, "content-type": "multipart/form-data; boundary=b"})
+    broken = client.post(f"{BASE}/obj", content=b"--b\r\nContent-Disposition: form-data; name=\"file\"; "
+                         b"filename=\"a\"\r\n\r\npartial",
+                         headers={**ds, "content-type": "multipart/form-data; boundary=b"})
     assert_error(broken, 400, "bad_multipart")
     assert client.get(f"{BASE}/list", headers=ds).json() == []
     two_files = client.post(f"{BASE}/obj", files=[("file", ("a", b"1")), ("file", ("b", b"2"))], headers=ds)

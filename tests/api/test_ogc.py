@@ -16,7 +16,7 @@ from owslib.wms import WebMapService
 from PIL import Image
 
 from georeg.api.app import create_app
-from tests.conftest import ADMIN_PASSWORD
+from tests.helpers import ADMIN_PASSWORD
 from tests.rasters import write_geotiff
 
 
@@ -36,7 +36,8 @@ def live(settings, tmp_path):
                 break
         except httpx.HTTPError:
             time.sleep(0.1)
-    token = httpx.post(f"{base}/users/authenticate", json={"userName": "admin", "password": ADMIN_PASSWORD}).json()["token"]
+    token = httpx.post(f"{base}/users/authenticate",
+                       json={"userName": "admin", "password": ADMIN_PASSWORD}).json()["token"]
     headers = {"Authorization": f"Bearer {token}"}
     ids = {}
     for name, path in {
@@ -45,7 +46,8 @@ def live(settings, tmp_path):
                              origin=(500000, 7000000), pixel=10, width=200, height=200),
     }.items():
         with open(path, "rb") as handle:
-            ids[name] = httpx.post(f"{base}/datasets", files={"file": (path.name, handle)}, headers=headers).json()["dataset_id"]
+            ids[name] = httpx.post(f"{base}/datasets", files={"file": (path.name, handle)},
+                                   headers=headers).json()["dataset_id"]
     yield base, ids
     server.should_exit = True
     thread.join(timeout=10)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import assert_error
+from tests.helpers import assert_error
 
 
 def test_org_crud_and_totals(client, admin_headers, make_user):
@@ -61,7 +61,8 @@ def test_dataset_lifecycle(client, admin_headers, settings):
 
     changed = client.post("/orgs/admin/ds/survey-2026/chattr", json={"visibility": "public"}, headers=admin_headers)
     assert changed.json()["visibility"] == "public"
-    assert_error(client.post("/orgs/admin/ds/survey-2026/chattr", json={"visibility": "world"}, headers=admin_headers), 422)
+    assert_error(client.post("/orgs/admin/ds/survey-2026/chattr", json={"visibility": "world"},
+                             headers=admin_headers), 422)
     assert client.put("/orgs/admin/ds/survey-2026", json={"description": "d", "meta": {"k": 1}},
                       headers=admin_headers).json()["meta"] == {"k": 1}
 

@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 
 from georeg.api.app import create_app
 from georeg.core.config import Settings
-from tests.conftest import ADMIN_PASSWORD, BACKENDS, POSTGRES_URL, _PostgresDatabase, assert_error, login
+from tests.helpers import ADMIN_PASSWORD, BACKENDS, PostgresDatabase, assert_error, login, require_postgres
 
 ORG = "acme"
 PUBLIC_ORG = "pubco"
@@ -104,9 +104,10 @@ class Registry:
 
 @pytest.fixture(scope="module", params=BACKENDS)
 def registry(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
-    """One app per backend for the module, on a database of its own. Nothing here talks to Prefect."""
+    """One app per backend for the module, on a database of its own (PostgreSQL: skipped when no server
+    answers). Nothing here talks to Prefect."""
+    postgres = PostgresDatabase(require_postgres(request)) if request.param == "postgresql" else None
     directory = tmp_path_factory.mktemp(f"permissions-{request.param}")
-    postgres = _PostgresDatabase(POSTGRES_URL) if request.param == "postgresql" else None
     url = postgres.url if postgres else f"sqlite:///{directory / 'georeg.db'}"
     settings = Settings(
         data_dir=directory / "data", database_url=url, admin_password=ADMIN_PASSWORD, secret_key="test-secret-key",

@@ -13,18 +13,8 @@ from rasterio.warp import transform
 
 from georeg.core.rasters.service import terrain_assets_dir
 from georeg.core.rasters.tiles import tileset_dir
-from tests.conftest import assert_error
+from tests.helpers import assert_error, upload_raster
 from tests.rasters import write_geotiff
-
-
-def upload(client, headers, path, title=None, metadata=None):
-    data = {}
-    if title:
-        data["title"] = title
-    if metadata is not None:
-        data["metadata"] = metadata
-    with open(path, "rb") as handle:
-        return client.post("/datasets", files={"file": (path.name, handle, "image/tiff")}, data=data, headers=headers)
 
 
 @pytest.fixture
@@ -43,14 +33,15 @@ def rasters_dir(tmp_path):
 
 
 def test_upload_registers_and_detects_duplicates(client, admin_headers, rasters_dir, settings):
-    first = upload(client, admin_headers, rasters_dir["wgs84"], title="Scene", metadata='{"acquired_at": "2026-01-11T10:54:01Z"}')
+    first = upload_raster(client, admin_headers, rasters_dir["wgs84"], title="Scene",
+                          metadata='{"acquired_at": "2026-01-11T10:54:01Z"}')
     assert first.status_code == 201, first.text
     record = first.json()
     assert record["duplicate_of"] is None and record["platform"] == "S2A" and record["source"] == "upload"
     assert record["crs"]["epsg"] == 4326 and record["bands"] == 1 and record["nodata"] == -9999
     assert record["bounds"]["wgs84"] == pytest.approx([10, 60.52, 10.64, 61])
     assert record["statistics"][0]["min"] >= 1 and record["acquired_at"].startswith("2026-01-11T10:54:01")
-    again = upload(client, admin_headers, rasters_dir["wgs84"])
+    again = upload_raster(client, admin_headers, rasters_dir["wgs84"])
     assert again.status_code == 200 and again.json()["duplicate_of"] == record["dataset_id"]
     groups = client.get("/datasets/duplicates", params={"by": "hash"}, headers=admin_headers).json()
     assert groups["total"] == 0
@@ -66,7 +57,7 @@ def test_upload_registers_and_detects_duplicates(client, admin_headers, rasters_
 def test_hostile_uploads_leave_nothing(client, admin_headers, settings, tmp_path, name, content, code):
     path = tmp_path / name
     path.write_bytes(content)
-    assert_error(upload(client, admin_headers, path), 400, code)
+    assert_error(upload_raster(client, admin_headers, path), 400, code)
     assert client.get("/datasets", headers=admin_headers).json()["total"] == 0
     assert [p for p in settings.tmp_dir.iterdir()] == []
 
@@ -75,20 +66,20 @@ def test_truncated_and_crs_less_uploads_are_400(client, admin_headers, rasters_d
     truncated = tmp_path / "cut.tif"
     data = write_geotiff(tmp_path / "big.tif", width=512, height=512, tiled=True).read_bytes()
     truncated.write_bytes(data[: len(data) // 3])
-    assert_error(upload(client, admin_headers, truncated), 400, "invalid_raster")
-    body = assert_error(upload(client, admin_headers, rasters_dir["no_crs"]), 400, "invalid_raster")
+    assert_error(upload_raster(client, admin_headers, truncated), 400, "invalid_raster")
+    body = assert_error(upload_raster(client, admin_headers, rasters_dir["no_crs"]), 400, "invalid_raster")
     assert "CRS" in body["error"]
     assert client.get("/datasets", headers=admin_headers).json()["total"] == 0
     assert not any((settings.storage_dir / "default" / "registry").rglob("*.tif"))
     assert_error(client.post("/datasets", data={"title": "x"}, files={"other": (None, "1")}, headers=admin_headers),
                  400, "file_required")
-    assert_error(upload(client, {}, rasters_dir["wgs84"]), 401)
+    assert_error(upload_raster(client, {}, rasters_dir["wgs84"]), 401)
 
 
 def test_search_filters_and_pagination(client, admin_headers, rasters_dir):
     ids = {}
     for key in ("wgs84", "polar", "utm_rgb", "antimeridian"):
-        response = upload(client, admin_headers, rasters_dir[key], title=key)
+        response = upload_raster(client, admin_headers, rasters_dir[key], title=key)
         assert response.status_code == 201, response.text
         ids[key] = response.json()["dataset_id"]
     listing = client.get("/datasets", params={"limit": 2}, headers=admin_headers).json()
@@ -108,16 +99,18 @@ def test_search_filters_and_pagination(client, admin_headers, rasters_dir):
     assert found(bbox="179.6,-17,179.9,-15") == {"antimeridian"}
     assert found(bbox="170,-20,-170,-10") == {"antimeridian"}
     assert found(source="upload", sort="title") == {"antimeridian", "polar", "utm_rgb", "wgs84"}
-    titles = [i["title"] for i in client.get("/datasets", params={"sort": "title"}, headers=admin_headers).json()["items"]]
+    titles = [i["title"] for i in client.get("/datasets", params={"sort": "title"},
+                                             headers=admin_headers).json()["items"]]
     assert titles == sorted(titles)
-    for bad in ({"bbox": "1,2,3"}, {"bbox": "0,95,1,96"}, {"bbox": "a,b,c,d"}, {"sort": "nope"}):
-        assert_error(client.get("/datasets", params=bad, headers=admin_headers), 400)
-    assert_error(client.get("/datasets", params={"limit": 101}, headers=admin_headers), 422)
+    for bad in ({"bbox": "1,2,3"}, {"bbox": "0,95,1,96"}, {"bbox": "a,b,c,d"}):
+        assert_error(client.get("/datasets", params=bad, headers=admin_headers), 400, "invalid_bbox")
+    for bad in ({"sort": "nope"}, {"limit": 101}, {"offset": 1146809878264205934592}, {"q": "x" * 257}):
+        assert_error(client.get("/datasets", params=bad, headers=admin_headers), 422, "validation_error")
     assert_error(client.get("/datasets"), 401)
 
 
 def test_sample_matches_rasterio(client, admin_headers, rasters_dir):
-    record = upload(client, admin_headers, rasters_dir["polar"]).json()
+    record = upload_raster(client, admin_headers, rasters_dir["polar"]).json()
     lon, lat = -45.2, 80.9
     with rasterio.open(rasters_dir["polar"]) as src:
         xs, ys = transform("EPSG:4326", src.crs, [lon], [lat])
@@ -136,7 +129,8 @@ def test_sample_matches_rasterio(client, admin_headers, rasters_dir):
         expected = src.read(1)[10, 20]
     hit = client.get(f"/datasets/{record['dataset_id']}/sample", params={"lon": lons[0], "lat": lats[0]}).json()
     assert hit["row"] == 10 and hit["col"] == 20 and hit["values"][0]["value"] == expected
-    assert_error(client.get(f"/datasets/{record['dataset_id']}/sample", params={"lon": 0, "lat": -60}), 404, "point_outside")
+    assert_error(client.get(f"/datasets/{record['dataset_id']}/sample", params={"lon": 0, "lat": -60}), 404,
+                 "point_outside")
     assert_error(client.get(f"/datasets/{record['dataset_id']}/sample", params={"lon": 200, "lat": 0}), 422)
     assert_error(client.get("/datasets/nope/sample", params={"lon": 0, "lat": 0}), 404, "dataset_not_found")
 
@@ -147,17 +141,17 @@ def test_sample_nodata_is_null(client, admin_headers, tmp_path):
         data = dst.read(1)
         data[0, 0] = -9999
         dst.write(data, 1)
-    record = upload(client, admin_headers, path).json()
+    record = upload_raster(client, admin_headers, path).json()
     hit = client.get(f"/datasets/{record['dataset_id']}/sample", params={"lon": 10.005, "lat": 60.995}).json()
     assert hit["values"][0]["value"] is None
 
 
 def test_extent_is_rfc7946_and_split_at_antimeridian(client, admin_headers, rasters_dir):
-    normal = upload(client, admin_headers, rasters_dir["utm_rgb"]).json()
+    normal = upload_raster(client, admin_headers, rasters_dir["utm_rgb"]).json()
     feature = client.get(f"/datasets/{normal['dataset_id']}/extent.geojson")
     assert feature.headers["content-type"] == "application/geo+json"
     assert feature.json()["type"] == "Feature" and feature.json()["geometry"]["type"] == "Polygon"
-    crossing = upload(client, admin_headers, rasters_dir["antimeridian"]).json()
+    crossing = upload_raster(client, admin_headers, rasters_dir["antimeridian"]).json()
     geometry = client.get(f"/datasets/{crossing['dataset_id']}/extent.geojson").json()["geometry"]
     assert geometry["type"] == "MultiPolygon"
     east, west = geometry["coordinates"]
@@ -172,14 +166,15 @@ def test_register_from_mounted_path(client, admin_headers, rasters_dir, settings
     target.write_bytes(rasters_dir["utm_rgb"].read_bytes())
     (mount / "escape").symlink_to(rasters_dir["wgs84"].parent)
     settings.mount_roots = [mount]
-    created = client.post("/datasets/from-string", json={"path": str(target), "title": "Mounted"}, headers=admin_headers)
+    created = client.post("/datasets/from-string", json={"path": str(target), "title": "Mounted"},
+                          headers=admin_headers)
     assert created.status_code == 201, created.text
     assert created.json()["source"] == "path" and created.json()["source_path"] == str(target.resolve())
     relative = client.post("/datasets/from-string", json={"path": "scene.tif"}, headers=admin_headers)
     assert relative.status_code == 200 and relative.json()["duplicate_of"] == created.json()["dataset_id"]
     for path, status in ((str(rasters_dir["wgs84"]), 403), (str(mount / ".." / "rasters" / "polar.tif"), 403),
                          (str(mount / "escape" / "polar.tif"), 403), (str(mount / "missing.tif"), 404),
-                         ("/etc/passwd", 403)):
+                         ("/etc/passwd", 403), ("0" * 3000, 400), (str(mount / ("x" * 300)), 400)):
         assert_error(client.post("/datasets/from-string", json={"path": path}, headers=admin_headers), status)
     assert client.delete(f"/datasets/{created.json()['dataset_id']}", headers=admin_headers).status_code == 204
     assert target.exists()
@@ -187,7 +182,7 @@ def test_register_from_mounted_path(client, admin_headers, rasters_dir, settings
 
 
 def test_delete_removes_owned_file(client, admin_headers, rasters_dir, settings):
-    record = upload(client, admin_headers, rasters_dir["polar"]).json()
+    record = upload_raster(client, admin_headers, rasters_dir["polar"]).json()
     assert any((settings.storage_dir / "default" / "registry").rglob("*.tif"))
     assert_error(client.delete(f"/datasets/{record['dataset_id']}"), 401)
     assert client.delete(f"/datasets/{record['dataset_id']}", headers=admin_headers).status_code == 204
@@ -200,7 +195,7 @@ def test_delete_removes_caches_and_optionally_terrain_assets(client, admin_heade
     mount = tmp_path / "mount"
     mounted_file = write_geotiff(mount / "mounted.tif", origin=(10, 61), pixel=0.01, nodata=None)
     settings.mount_roots = [mount]
-    owned = upload(client, admin_headers, rasters_dir["wgs84"]).json()
+    owned = upload_raster(client, admin_headers, rasters_dir["wgs84"]).json()
     mounted = client.post("/datasets/from-string", json={"path": str(mounted_file)}, headers=admin_headers).json()
     tile = morecantile.tms.get("WebMercatorQuad").tile(10.3, 60.8, 8)
     for record in (owned, mounted):
@@ -224,7 +219,7 @@ def test_delete_removes_caches_and_optionally_terrain_assets(client, admin_heade
     assert not tileset_dir(settings.cache_dir, owned["dataset_id"]).exists()
     assert terrain_assets_dir(settings, owned["dataset_id"]).is_dir()
     assert_error(client.get(registry, params={"path": folder}, headers=admin_headers), 404)
-    again = upload(client, admin_headers, rasters_dir["wgs84"]).json()
+    again = upload_raster(client, admin_headers, rasters_dir["wgs84"]).json()
     assert client.get(f"/datasets/{again['dataset_id']}/thumbnail.png").headers["x-thumbnail-cache"] == "rendered"
 
     assert client.delete(f"/datasets/{mounted['dataset_id']}", params={"delete_terrain_assets": "true"},
@@ -234,7 +229,8 @@ def test_delete_removes_caches_and_optionally_terrain_assets(client, admin_heade
     assert not tileset_dir(settings.cache_dir, mounted["dataset_id"]).exists()
     assert not list(thumbnails.rglob(f"{mounted['sha256']}/*.png"))
     assert_error(client.get(f"/datasets/{mounted['dataset_id']}"), 404)
-    assert [r["dataset_id"] for r in client.get("/datasets", headers=admin_headers).json()["items"]] == [again["dataset_id"]]
+    assert [r["dataset_id"] for r in client.get("/datasets", headers=admin_headers).json()["items"]] == \
+        [again["dataset_id"]]
 
 
 def test_mounted_raster_downloads_through_objects_api(client, admin_headers, rasters_dir, settings, tmp_path):
@@ -242,7 +238,7 @@ def test_mounted_raster_downloads_through_objects_api(client, admin_headers, ras
     mounted_file = write_geotiff(mount / "scenes" / "mounted.tif", width=300, height=200)
     settings.mount_roots = [mount]
     mounted = client.post("/datasets/from-string", json={"path": str(mounted_file)}, headers=admin_headers).json()
-    upload(client, admin_headers, rasters_dir["polar"]).json()
+    upload_raster(client, admin_headers, rasters_dir["polar"]).json()
     base = "/orgs/default/ds/registry"
     entries = {e["path"] for e in client.post(f"{base}/search", json={"query": "*.tif"}, headers=admin_headers).json()}
     mounted_path = next(p for p in entries if p.startswith("mounted/"))
@@ -286,7 +282,7 @@ def test_search_text_escaping_and_paging_edges(client, admin_headers, tmp_path, 
         ("c.tif", "fifty 50 percent", None),
     )):
         path = write_geotiff(tmp_path / name, origin=(10 + index, 61))
-        ids[name] = upload(client, admin_headers, path, title=title, metadata=metadata).json()["dataset_id"]
+        ids[name] = upload_raster(client, admin_headers, path, title=title, metadata=metadata).json()["dataset_id"]
     mounted = write_geotiff(mount / "archive2024" / "scene.tif", origin=(20, 61))
     ids["mounted"] = client.post("/datasets/from-string", json={"path": str(mounted), "title": "m"},
                                  headers=admin_headers).json()["dataset_id"]

@@ -16,7 +16,7 @@ from georeg.api.app import create_app
 from georeg.api.routes import styles as styles_routes
 from georeg.core.models import Raster
 from georeg.core.rasters import styles as styles
-from tests.conftest import ADMIN_PASSWORD, assert_error
+from tests.helpers import ADMIN_PASSWORD, assert_error, login, upload_raster
 from tests.rasters import write_geotiff
 
 NS = {"sld": styles.SLD_NS, "ogc": styles.OGC_NS, "xlink": styles.XLINK_NS, "xsi": styles.XSI_NS}
@@ -37,16 +37,7 @@ def styles_client(settings):
 
 @pytest.fixture
 def admin(styles_client):
-    response = styles_client.post("/users/authenticate", json={"userName": "admin", "password": ADMIN_PASSWORD})
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['token']}"}
-
-
-def _upload(client, headers, path) -> dict:
-    with open(path, "rb") as handle:
-        response = client.post("/datasets", files={"file": (path.name, handle, "image/tiff")}, headers=headers)
-    assert response.status_code == 201, response.text
-    return response.json()
+    return login(styles_client, "admin", ADMIN_PASSWORD)
 
 
 def _write_dem(path, nodata=-32768):
@@ -69,7 +60,12 @@ def datasets(styles_client, admin, tmp_path):
         "amplitude": write_geotiff(tmp_path / "S1A_IW_GRDH_amplitude.tif", dtype="uint16", nodata=0, width=80),
         "dem": _write_dem(tmp_path / "dem.tif"),
     }
-    return {key: _upload(styles_client, admin, path) for key, path in files.items()}
+    records = {}
+    for key, path in files.items():
+        response = upload_raster(styles_client, admin, path)
+        assert response.status_code == 201, response.text
+        records[key] = response.json()
+    return records
 
 
 def _sld(client, dataset_id: str, style_id: str) -> etree._Element:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import assert_error
+from tests.helpers import assert_error
 
 
 def test_version_is_anonymous(client):

@@ -8,7 +8,7 @@ import numpy as np
 import rasterio
 from PIL import Image
 
-from tests.conftest import assert_error
+from tests.helpers import assert_error
 from tests.rasters import write_geotiff
 
 
@@ -34,11 +34,13 @@ def test_gray_thumbnail_with_transparent_nodata(client, admin_headers, tmp_path,
     pixels = np.asarray(image)
     assert (pixels[:, :30, 1] == 0).all() and (pixels[:, 40:, 1] == 255).all()
     assert pixels[:, 40:, 0].min() == 0 and pixels[:, 40:, 0].max() == 255
-    assert client.get(f"/datasets/{dataset_id}/thumbnail.png", params={"size": 128}).headers["x-thumbnail-cache"] == "memory"
+    assert client.get(f"/datasets/{dataset_id}/thumbnail.png",
+                      params={"size": 128}).headers["x-thumbnail-cache"] == "memory"
     assert list((settings.cache_dir / "thumbnails").rglob("128.png"))
     cleared = client.delete("/thumbnails", headers=admin_headers).json()["cleared"]
     assert cleared == {"memory_entries": 1, "files": 1}
-    assert client.get(f"/datasets/{dataset_id}/thumbnail.png", params={"size": 128}).headers["x-thumbnail-cache"] == "rendered"
+    assert client.get(f"/datasets/{dataset_id}/thumbnail.png",
+                      params={"size": 128}).headers["x-thumbnail-cache"] == "rendered"
 
 
 def test_rgb_thumbnail_and_generate(client, admin_headers, tmp_path):

@@ -12,7 +12,7 @@ from rio_tiler.io import Reader
 
 from georeg.core.rasters.thumbnails import ThumbnailCache
 from georeg.core.rasters.tiles import tile_path
-from tests.conftest import assert_error
+from tests.helpers import assert_error
 from tests.rasters import write_geotiff
 
 
@@ -20,7 +20,8 @@ def test_tile_matches_rio_tiler_and_is_cached(client, admin_headers, tmp_path, s
     path = write_geotiff(tmp_path / "rgb.tif", count=3, dtype="uint8", nodata=None, width=512, height=512,
                          origin=(10, 61), pixel=0.002)
     with open(path, "rb") as handle:
-        dataset_id = client.post("/datasets", files={"file": ("rgb.tif", handle)}, headers=admin_headers).json()["dataset_id"]
+        dataset_id = client.post("/datasets", files={"file": ("rgb.tif", handle)},
+                                 headers=admin_headers).json()["dataset_id"]
     tile = morecantile.tms.get("WebMercatorQuad").tile(10.5, 60.5, 9)
     url = f"/datasets/{dataset_id}/tiles/{tile.z}/{tile.x}/{tile.y}.png"
     first = client.get(url)
@@ -43,21 +44,24 @@ def test_tile_matches_rio_tiler_and_is_cached(client, admin_headers, tmp_path, s
 def test_tile_errors(client, admin_headers, tmp_path):
     path = write_geotiff(tmp_path / "a.tif")
     with open(path, "rb") as handle:
-        dataset_id = client.post("/datasets", files={"file": ("a.tif", handle)}, headers=admin_headers).json()["dataset_id"]
+        dataset_id = client.post("/datasets", files={"file": ("a.tif", handle)},
+                                 headers=admin_headers).json()["dataset_id"]
     assert_error(client.get(f"/datasets/{dataset_id}/tiles/3/0/0.png"), 404, "tile_outside_bounds")
     assert_error(client.get(f"/datasets/{dataset_id}/tiles/3/8/0.png"), 400, "invalid_tile")
-    assert_error(client.get(f"/datasets/{dataset_id}/tiles/30/0/0.png"), 400, "invalid_tile")
-    assert_error(client.get(f"/datasets/{dataset_id}/tiles/1/-1/0.png"), 400, "invalid_tile")
+    assert_error(client.get(f"/datasets/{dataset_id}/tiles/30/0/0.png"), 422, "validation_error")
+    assert_error(client.get(f"/datasets/{dataset_id}/tiles/1/-1/0.png"), 422, "validation_error")
     assert_error(client.get(f"/datasets/{dataset_id}/tiles/a/b/c.png"), 422)
     assert_error(client.get("/datasets/nope/tiles/0/0/0.png"), 404, "dataset_not_found")
     assert_error(client.post(f"/datasets/{dataset_id}/seed-mapcache", json={"min_zoom": 0, "max_zoom": 2}), 401)
-    assert_error(client.post(f"/datasets/{dataset_id}/seed-mapcache", json={"max_zoom": 99}, headers=admin_headers), 422)
+    assert_error(client.post(f"/datasets/{dataset_id}/seed-mapcache", json={"max_zoom": 99},
+                             headers=admin_headers), 422)
 
 
 def test_cut_short_cache_entries_are_drawn_again(client, admin_headers, tmp_path, settings):
     path = write_geotiff(tmp_path / "a.tif", width=256, height=256, pixel=0.002)
     with open(path, "rb") as handle:
-        dataset_id = client.post("/datasets", files={"file": ("a.tif", handle)}, headers=admin_headers).json()["dataset_id"]
+        dataset_id = client.post("/datasets", files={"file": ("a.tif", handle)},
+                                 headers=admin_headers).json()["dataset_id"]
     tile = morecantile.tms.get("WebMercatorQuad").tile(10.2, 60.8, 9)
     url = f"/datasets/{dataset_id}/tiles/{tile.z}/{tile.x}/{tile.y}.png"
     whole = client.get(url).content

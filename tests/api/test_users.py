@@ -8,7 +8,7 @@ from sqlmodel import Session
 
 from georeg.core.registry import users as user_repo
 from georeg.core.security import ACCESS, issue_token
-from tests.conftest import ADMIN_PASSWORD, assert_error, login
+from tests.helpers import ADMIN_PASSWORD, assert_error, create_dataset, login
 
 
 def test_authenticate_returns_tokens(client):
@@ -71,7 +71,8 @@ def test_refresh_with_refresh_token_or_bearer(client):
     assert by_refresh.status_code == 200 and by_refresh.json()["token"]
     by_bearer = client.post("/users/authenticate/refresh", headers={"Authorization": f"Bearer {tokens['token']}"})
     assert by_bearer.status_code == 200
-    assert_error(client.post("/users/authenticate/refresh", json={"refreshToken": tokens["token"]}), 401, "invalid_token")
+    assert_error(client.post("/users/authenticate/refresh", json={"refreshToken": tokens["token"]}), 401,
+                 "invalid_token")
     assert_error(client.post("/users/authenticate/refresh"), 401)
 
 
@@ -137,7 +138,8 @@ def test_change_password(client, admin_headers, make_user):
     assert client.post("/users/changepwd", json={"oldPassword": "first-pw", "newPassword": "second-pw"},
                        headers=headers).status_code == 204
     login(client, "quinn", "second-pw")
-    assert client.put("/users/quinn/changepwd", json={"newPassword": "third-pw"}, headers=admin_headers).status_code == 204
+    assert client.put("/users/quinn/changepwd", json={"newPassword": "third-pw"},
+                      headers=admin_headers).status_code == 204
     login(client, "quinn", "third-pw")
 
 
@@ -158,9 +160,17 @@ def test_storage_and_meta(client, admin_headers, make_user):
     assert client.get("/users/storage", headers=headers).json() == {"total": None, "used": 0}
     client.put("/users/sam", json={"storageQuota": 10}, headers=admin_headers)
     assert client.get("/users/sam/storage", headers=admin_headers).json() == {"total": 10, "used": 0}
-    client.post("/orgs/sam/ds", json={"slug": "d"}, headers=headers)
+    create_dataset(client, headers, org="sam")
     over = client.post("/orgs/sam/ds/d/obj", files={"file": ("a.bin", b"x" * 11)}, headers=headers)
     assert_error(over, 429, "storage_quota_exceeded")
     assert client.get("/orgs/sam/ds/d/list", headers=headers).json() == []
     assert client.post("/users/sam/meta", json={"theme": "dark"}, headers=admin_headers).json() == {"theme": "dark"}
     assert client.get("/users/sam/meta", headers=headers).json() == {"theme": "dark"}
+
+
+def test_the_last_administrator_keeps_the_admin_role(client, admin_headers, make_user):
+    assert_error(client.put("/users/admin", json={"roles": []}, headers=admin_headers), 409, "last_admin")
+    assert client.get("/sys/tasks", headers=admin_headers).status_code == 200
+    make_user("ada", roles=["admin"])
+    response = client.put("/users/admin", json={"roles": []}, headers=admin_headers)
+    assert response.status_code == 200 and response.json()["roles"] == [], response.text

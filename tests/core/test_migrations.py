@@ -17,7 +17,8 @@ def test_models_match_migrations(settings):
     try:
         migrate(engine)
         with engine.connect() as connection:
-            context = MigrationContext.configure(connection, opts={"compare_type": True, "include_name": is_model_table})
+            context = MigrationContext.configure(connection,
+                                                 opts={"compare_type": True, "include_name": is_model_table})
             diff = compare_metadata(context, SQLModel.metadata)
         assert diff == [], f"models and migrations differ: {diff}"
     finally:
@@ -78,6 +79,7 @@ def test_0004_backfills_raster_search_text_and_downgrades(settings):
                 "height, band_count, dtype, meta, created_at) SELECT id, 'abc123', 'Ærø Scene', 'path', '/m/X.tif', "
                 "false, 'h', 1, 1, 1, 1, 'uint8', '{}', '2026-01-01' FROM entries"))
             command.upgrade(config, "0004")
-            assert connection.execute(text("SELECT search_text FROM rasters")).scalar_one() == "ærø scene\n/m/x.tif\nabc123"
+            assert connection.execute(text("SELECT search_text FROM rasters")).scalar_one() == \
+                "ærø scene\n/m/x.tif\nabc123"
     finally:
         engine.dispose()

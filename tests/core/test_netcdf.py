@@ -14,14 +14,15 @@ from sqlmodel import Session, select
 from georeg.api.errors import status_for
 from georeg.core.bootstrap import bootstrap
 from georeg.core.catalog.csw import CswRecord, Reference, classify_reference
+from georeg.core.catalog.netcdf_ingest import ingest_netcdf, plan_netcdf
 from georeg.core.config import Settings
 from georeg.core.db import make_engine
 from georeg.core.errors import GeoregError
 from georeg.core.models import Raster
 from georeg.core.netcdf.source import dap_base, list_variables, open_netcdf, source_name, url_kind
-from georeg.core.netcdf.to_geotiff import ingest_netcdf, plan_netcdf, write_variable
+from georeg.core.netcdf.to_geotiff import write_variable
 from georeg.core.storage import TEMP_PREFIX
-from tests.conftest import truncate_all
+from tests.helpers import truncate_all
 from tests.netcdf_fixtures import swath_lonlat
 
 SOURCES = ["opendap", "download", "local"]

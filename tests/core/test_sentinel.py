@@ -13,15 +13,7 @@ import rasterio
 from rasterio.enums import ColorInterp, Resampling
 from rasterio.warp import calculate_default_transform, reproject
 
-from georeg.core.errors import (
-    BrokenArchive,
-    InvalidInput,
-    InvalidSafe,
-    MissingBand,
-    PermissionDenied,
-    SafeNotFound,
-    UnsupportedProduct,
-)
+from georeg.core.errors import InvalidInput, PermissionDenied
 from georeg.core.sentinel import (
     SafeArchive,
     SafeParameters,
@@ -32,6 +24,7 @@ from georeg.core.sentinel import (
     process_safe,
     resolve_safe_path,
 )
+from georeg.core.sentinel.errors import BrokenArchive, InvalidSafe, MissingBand, SafeNotFound, UnsupportedProduct
 from tests.sentinel_fixtures import S1_PRODUCT, S2_L2A_PRODUCT, sentinel_archive, write_s1_grd_safe  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("sentinel_archive")

@@ -11,9 +11,10 @@ from sqlmodel import Session, select
 
 from georeg.core.bootstrap import bootstrap
 from georeg.core.db import make_engine
-from georeg.core.errors import BrokenArchive, InvalidSafe, MissingBand, PermissionDenied, SafeNotFound
+from georeg.core.errors import PermissionDenied
 from georeg.core.models import Raster
 from georeg.core.rasters.service import raster_file, registry_location
+from georeg.core.sentinel.errors import BrokenArchive, InvalidSafe, MissingBand, SafeNotFound
 from georeg.core.tasks.model import ToolContext
 from georeg.core.tasks.tools.sentinel_safe import SENTINEL_SAFE, SentinelSafeParams, plan_for
 from tests.sentinel_fixtures import S1_PRODUCT, sentinel_archive  # noqa: F401
@@ -78,7 +79,8 @@ def test_outputs_are_registered_as_csw_rasters(context, sentinel_archive):  # no
     s2 = run(context, safe_path=l1c, products=["true_color_vegetation"], platform="S2B",
              acquired_at="2026-01-12T10:54:01Z", processing={"gamma": 1.0})
     (rgb,) = s2["datasets"]
-    assert rgb["product_bands"] == ["B04", "B03", "B02"] and rgb["bands"] == 3 and rgb["platform"] == "S2B" and rgb["crs"]["epsg"] == 32633
+    assert rgb["product_bands"] == ["B04", "B03", "B02"] and rgb["bands"] == 3
+    assert rgb["platform"] == "S2B" and rgb["crs"]["epsg"] == 32633
     assert s2["parameters"]["gamma"] == 1.0 and s2["parameters"]["s2_percentiles"] == [0.5, 99.5]
     assert len(rasters_in(context)) == 3
 

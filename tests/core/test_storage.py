@@ -23,6 +23,8 @@ HOSTILE_PATHS = [
     "x" * 1025,
     "a/.georeg-tmp-123",
     "a/ b /c",
+    "a/" + "x" * 256,  # a file name longer than NAME_MAX (the OS would refuse it)
+    "é" * 128,  # 256 bytes in UTF-8
 ]
 
 
@@ -56,7 +58,8 @@ def test_resolve_inside_refuses_symlink_escape(tmp_path):
 
 
 def test_atomic_write_hashes_and_renames(tmp_path):
-    stored = write_atomically([b"hello ", b"world"], tmp_path / "out" / "f.txt", tmp_dir=tmp_path / "tmp", max_bytes=100)
+    stored = write_atomically([b"hello ", b"world"], tmp_path / "out" / "f.txt", tmp_dir=tmp_path / "tmp",
+                              max_bytes=100)
     assert stored.path.read_bytes() == b"hello world"
     assert stored.size == 11
     assert stored.sha256 == "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"

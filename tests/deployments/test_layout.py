@@ -33,12 +33,23 @@ def test_every_entrypoint_loads_a_flow():
             assert flow.name == deployment["name"]
 
 
-def test_every_shipped_tool_has_a_deployment():
-    from georeg.core.tasks.model import default_registry
+def test_every_tool_of_the_list_has_its_deployment_and_nothing_else():
+    """prefect.yaml holds exactly one task-tool deployment per tool of ``TOOLS``, named like the tool, running its
+    flow of ``flows/tools.py`` with the tool's description: adding a tool is one line in ``TOOLS`` plus the entry
+    this test prints."""
+    from georeg.core.tasks.tools import TOOLS, shipped_tools
 
-    declared = set(declared_deployments(ROOT))
-    for tool in default_registry().all():
-        assert tool.deployment in declared
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    declared = {d["name"]: d for d in spec["deployments"] if "task-tool" in d.get("tags", [])}
+    for tool in shipped_tools():
+        expected = {"name": tool.id, "entrypoint": f"flows/tools.py:{tool.flow_attribute}",
+                    "description": tool.description, "tags": ["georeg", "task-tool"], "work_pool": {"name": "georeg"}}
+        deployment = declared.get(tool.id)
+        assert deployment is not None, f"prefect.yaml lacks the deployment of {tool.id}:\n{yaml.safe_dump([expected])}"
+        for key in ("entrypoint", "description", "work_pool"):
+            assert deployment[key] == expected[key], (tool.id, key)
+    assert set(declared) == set(TOOLS), f"task-tool deployments of no tool: {sorted(set(declared) - set(TOOLS))}"
+    assert set(declared_deployments(ROOT)) >= {tool.deployment for tool in shipped_tools()}
 
 
 def test_project_dir_is_found():
@@ -58,4 +69,4 @@ def test_scheduled_maintenance_deployments():
                                                                         "csw-harvest"}
     assert all(d["schedules"][0]["cron"] for d in scheduled.values())
     active = {name for name, d in scheduled.items() if d["schedules"][0]["active"]}
-    assert active == set(scheduled) - {"csw-harvest"}, "the CSW harvest is disabled by default"
+    assert active == set(scheduled) - {"hourly-csw-harvest"}, "the CSW harvest is disabled by default"

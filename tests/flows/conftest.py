@@ -14,11 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from georeg.api.app import create_app
-from georeg.core.tasks.model import ToolRegistry, default_registry
+from georeg.core.tasks.model import ToolRegistry
+from georeg.core.tasks.tools import shipped_registry
 from georeg.deployments.forkserver import FlowForkServer
 from georeg.deployments.prefect_setup import prefect_env, register_all, register_deployment, worker_command
 from georeg.deployments.processes import ChildProcess
 from tests.flows.tooling import TEST_TOOLS
+from tests.helpers import require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -73,7 +75,10 @@ def task_worker(prefect_api_url: str, worker_home: WorkerHome, task_forkserver: 
 
 @pytest.fixture(params=["sqlite"])
 def backend(request: pytest.FixtureRequest) -> str:
-    """Flow tests run on SQLite; tests that matter per backend parametrize ``backend`` with BACKENDS."""
+    """Flow tests run on SQLite; tests that matter per backend parametrize ``backend`` with BACKENDS (a
+    PostgreSQL case is skipped when no server answers)."""
+    if request.param == "postgresql":
+        require_postgres(request)
     return request.param
 
 
@@ -89,7 +94,7 @@ def nbs_settings(settings, csw_url, nbs_file_server, tmp_path):
 
 @pytest.fixture
 def registry() -> ToolRegistry:
-    tools = default_registry()
+    tools = shipped_registry()
     for tool in TEST_TOOLS:
         tools.register(tool)
     return tools

@@ -12,7 +12,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,14 +22,9 @@ import pytest
 from georeg.deployments.flow_run_launcher import SOCKET_ENV
 from georeg.deployments.forkserver import FlowForkServer, heartbeats_wanted, launcher_command
 from tests.flows.test_tasks import run_to_end
+from tests.helpers import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def ds(client, admin_headers):
-    assert client.post("/orgs/admin/ds", json={"slug": "d"}, headers=admin_headers).status_code == 201
-    return admin_headers
 
 
 def test_runs_are_forked_with_the_run_environment(client, ds, task_forkserver, settings):
@@ -84,13 +78,6 @@ def launch(env: dict, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
-def wait_for(condition, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.05)
-
-
 def test_engine_output_and_exit_code_come_through_the_launcher(standalone):
     _server, env = standalone
     result = subprocess.run([*launcher_command(), "not-a-flow-run-id"], env=env, cwd=ROOT, capture_output=True,
@@ -104,7 +91,7 @@ def start_hanging_run(standalone) -> tuple[subprocess.Popen, psutil.Process]:
     server, env = standalone
     before = {p.pid for p in forked_children(server)}
     launcher = launch(env, str(uuid.uuid4()))
-    wait_for(lambda: {p.pid for p in forked_children(server)} - before)
+    assert eventually(lambda: {p.pid for p in forked_children(server)} - before, timeout=30, interval=0.05)
     return launcher, next(p for p in forked_children(server) if p.pid not in before)
 
 
@@ -113,14 +100,14 @@ def test_sigterm_reaches_the_run_and_the_launcher_exits_with_it(standalone):
     launcher.send_signal(signal.SIGTERM)
     launcher.communicate(timeout=60)
     assert launcher.returncode != 0
-    wait_for(lambda: not run.is_running() or run.status() == psutil.STATUS_ZOMBIE)
+    assert eventually(lambda: not run.is_running() or run.status() == psutil.STATUS_ZOMBIE, timeout=30, interval=0.05)
 
 
 def test_a_killed_launcher_takes_its_run_down(standalone):
     launcher, run = start_hanging_run(standalone)
     launcher.kill()
     launcher.communicate(timeout=30)
-    wait_for(lambda: not run.is_running() or run.status() == psutil.STATUS_ZOMBIE)
+    assert eventually(lambda: not run.is_running() or run.status() == psutil.STATUS_ZOMBIE, timeout=30, interval=0.05)
 
 
 def test_without_a_fork_server_the_launcher_becomes_the_engine(standalone, tmp_path):

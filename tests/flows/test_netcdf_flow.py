@@ -10,7 +10,7 @@ import numpy as np
 from tests.flows.conftest import wait_for_state
 from tests.netcdf_fixtures import swath_lonlat
 
-TASKS = "/orgs/admin/ds/nc/tasks"
+TASKS = "/orgs/default/ds/registry/tasks"
 DONE = {"Succeeded", "Failed", "Cancelled"}
 
 
@@ -37,7 +37,6 @@ def csw_datasets(client, headers) -> list[dict]:
 
 def test_netcdf_geotiff_tool(client, admin_headers, settings, netcdf_record, opendap_server):
     settings.download_hosts = [opendap_server.host]
-    assert client.post("/orgs/admin/ds", json={"slug": "nc"}, headers=admin_headers).status_code == 201
     record = netcdf_record("swath", platform="S1A").model_dump(mode="json")
     parameters = {"record": record, "endpoint": "https://nbs.csw.met.no/csw"}
 
@@ -62,3 +61,12 @@ def test_netcdf_geotiff_tool(client, admin_headers, settings, netcdf_record, ope
     unknown = run_tool(client, admin_headers, {**parameters, "variables": ["Amplitude_VV", "Sigma0_HH"]})
     assert unknown["state"] == "Failed" and "Sigma0_HH" in unknown["error"]
     assert len(csw_datasets(client, admin_headers)) == 2
+
+
+def test_registry_tools_run_only_on_the_registry_dataset(client, admin_headers):
+    """A registry-wide tool started from another dataset is refused before anything is queued."""
+    assert client.post("/orgs/admin/ds", json={"slug": "nc"}, headers=admin_headers).status_code == 201
+    response = client.post("/orgs/admin/ds/nc/tasks", json={"toolId": "netcdf-geotiff", "parameters": {}},
+                           headers=admin_headers)
+    assert response.status_code == 400 and response.json()["code"] == "registry_tool", response.text
+    assert client.get("/orgs/admin/ds/nc/tasks", headers=admin_headers).json()["total"] == 0

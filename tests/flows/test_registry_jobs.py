@@ -5,8 +5,8 @@ from __future__ import annotations
 import io
 import zipfile
 
-from tests.conftest import assert_error
 from tests.flows.conftest import wait_for_state
+from tests.helpers import assert_error
 from tests.rasters import write_geotiff
 
 DONE = {"Succeeded", "Failed", "Cancelled"}
@@ -61,7 +61,8 @@ def test_seed_mapcache_job(client, admin_headers, settings, tmp_path):
     path = write_geotiff(tmp_path / "seed.tif", count=3, dtype="uint8", nodata=None, width=256, height=256,
                          origin=(10, 61), pixel=0.004)
     with open(path, "rb") as handle:
-        dataset_id = client.post("/datasets", files={"file": ("seed.tif", handle)}, headers=admin_headers).json()["dataset_id"]
+        dataset_id = client.post("/datasets", files={"file": ("seed.tif", handle)},
+                                 headers=admin_headers).json()["dataset_id"]
     result = job(client, admin_headers, f"/datasets/{dataset_id}/seed-mapcache", {"min_zoom": 3, "max_zoom": 7})
     assert set(result["per_zoom"]) == {"3", "4", "5", "6", "7"} and result["outside"] == 0
     assert result["rendered"] + result["outside"] == result["tiles"]

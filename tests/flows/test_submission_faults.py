@@ -20,9 +20,9 @@ from georeg.api.app import create_app
 from georeg.core.db import make_engine
 from georeg.core.models import Dataset, Task, User
 from georeg.core.timeutil import utcnow
-from tests.conftest import ADMIN_PASSWORD, assert_error, login
 from tests.faulty_proxy import CREATE, FaultyProxy
 from tests.flows.conftest import wait_for_state
+from tests.helpers import ADMIN_PASSWORD, assert_error, create_dataset, login, upload_object
 
 DS = "/orgs/admin/ds/d"
 TASKS = f"{DS}/tasks"
@@ -49,8 +49,9 @@ def faulty_client(settings, registry, proxy) -> Iterator[TestClient]:
 def ds(faulty_client):
     """Admin headers, with dataset ``admin/d`` holding ``b.txt``."""
     headers = login(faulty_client, "admin", ADMIN_PASSWORD)
-    assert faulty_client.post("/orgs/admin/ds", json={"slug": "d"}, headers=headers).status_code == 201
-    faulty_client.post(f"{DS}/obj", files={"file": ("x", b"bee")}, data={"path": "b.txt"}, headers=headers)
+    create_dataset(faulty_client, headers)
+    response = upload_object(faulty_client, headers, "b.txt", b"bee")
+    assert response.status_code == 201, response.text
     return headers
 
 
@@ -172,7 +173,8 @@ def test_writes_queue_without_spending_their_retry_budget(proxy):
     async def three_writes() -> list[int]:
         client = PrefectClient(proxy.url, read_retry_seconds=1.5)
         try:
-            responses = await asyncio.gather(*(client._request("POST", "/flow_runs/filter", write=True, json={"limit": 1})
+            responses = await asyncio.gather(*(client._request("POST", "/flow_runs/filter", write=True,
+                                                               json={"limit": 1})
                                                for _ in range(3)))
             return [response.status_code for response in responses]
         finally:

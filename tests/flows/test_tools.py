@@ -9,8 +9,8 @@ import zipfile
 import pytest
 import rasterio
 
-from tests.conftest import assert_error
 from tests.flows.conftest import wait_for_state
+from tests.helpers import assert_error, upload_object
 from tests.rasters import write_geotiff
 
 DS = "/orgs/admin/ds/d"
@@ -18,14 +18,9 @@ TASKS = f"{DS}/tasks"
 DONE = {"Succeeded", "Failed", "Cancelled"}
 
 
-@pytest.fixture
-def ds(client, admin_headers):
-    assert client.post("/orgs/admin/ds", json={"slug": "d"}, headers=admin_headers).status_code == 201
-    return admin_headers
-
-
 def put(client, headers, path, content):
-    response = client.post(f"{DS}/obj", files={"file": ("x", content)}, data={"path": path}, headers=headers)
+    """Store ``content`` at ``path`` of ``admin/d``; it must be stored (201)."""
+    response = upload_object(client, headers, path, content)
     assert response.status_code == 201, response.text
 
 

@@ -22,7 +22,8 @@ TRIGGERS = {
     "rasters_search_insert": """CREATE TRIGGER rasters_search_insert AFTER INSERT ON rasters BEGIN
         INSERT INTO rasters_search(rowid, search_text) VALUES (new.id, new.search_text); END""",
     "rasters_search_delete": """CREATE TRIGGER rasters_search_delete AFTER DELETE ON rasters BEGIN
-        INSERT INTO rasters_search(rasters_search, rowid, search_text) VALUES ('delete', old.id, old.search_text); END""",
+        INSERT INTO rasters_search(rasters_search, rowid, search_text) VALUES ('delete', old.id, old.search_text); """
+        """END""",
     "rasters_search_update": """CREATE TRIGGER rasters_search_update AFTER UPDATE OF search_text ON rasters BEGIN
         INSERT INTO rasters_search(rasters_search, rowid, search_text) VALUES ('delete', old.id, old.search_text);
         INSERT INTO rasters_search(rowid, search_text) VALUES (new.id, new.search_text); END""",

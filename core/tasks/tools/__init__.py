@@ -1,10 +1,12 @@
-"""Shipped task tools. Adding a tool: a module here exporting a :class:`~georeg.core.tasks.model.Tool` in a
-constant named after the tool's id (``my-tool`` -> ``MY_TOOL``), that constant's entry in ``MODULES``, a
-flow line in ``flows/tools.py`` and a deployment in ``prefect.yaml``.
+"""The shipped task tools, declared once in :data:`TOOLS`.
 
-Tool modules are imported on first use, so that a flow-run process loads only the tool it runs
-(:func:`shipped_tool`); ``SHIPPED_TOOLS`` and the constants (``from georeg.core.tasks.tools import REHASH``)
-import what they name.
+Adding a tool: a module here exporting a :class:`~georeg.core.tasks.model.Tool` in a constant named after the
+tool's id (``my-tool`` -> ``MY_TOOL``), and its line in :data:`TOOLS`. Everything else follows from that list:
+``flows/tools.py`` makes one flow per tool, the API's tool registry and ``/sys/features`` list them, and a test
+holds ``prefect.yaml`` to one deployment per tool (it prints the entry to add when one is missing).
+
+This module imports nothing heavy: a flow-run process reads the list before its run is Running, and a tool's
+module (with the libraries it needs) is imported only when the tool is asked for (:func:`shipped_tool`).
 """
 
 from __future__ import annotations
@@ -13,37 +15,46 @@ import importlib
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from georeg.core.tasks.model import Tool
+    from georeg.core.tasks.model import Tool, ToolRegistry
 
-MODULES = {
-    "ARCHIVE_EXTRACT": "archive_extract",
-    "BULK_DOWNLOAD": "bulk_download",
-    "CSW_INGEST": "csw_ingest",
-    "GENERATE_THUMBNAILS": "registry_maintenance",
-    "NETCDF_GEOTIFF": "netcdf_geotiff",
-    "PRUNE_MISSING": "registry_maintenance",
-    "RASTER_EXPORT": "raster_export",
-    "REHASH": "registry_maintenance",
-    "RESCAN_INDEX": "rescan_index",
-    "RESYNC": "registry_maintenance",
-    "SEED_TILES": "seed_tiles",
-    "SENTINEL_SAFE": "sentinel_safe",
+# tool id -> module of this package defining it
+TOOLS: dict[str, str] = {
+    "archive-extract": "archive_extract",
+    "bulk-download": "bulk_download",
+    "csw-harvest": "csw_harvest",
+    "csw-ingest": "csw_ingest",
+    "generate-thumbnails": "registry_maintenance",
+    "netcdf-geotiff": "netcdf_geotiff",
+    "prune-missing": "registry_maintenance",
+    "raster-export": "raster_export",
+    "rehash": "registry_maintenance",
+    "rescan-index": "rescan_index",
+    "resync": "registry_maintenance",
+    "seed-tiles": "seed_tiles",
+    "sentinel-safe": "sentinel_safe",
 }
 
 
-def _load(name: str) -> Tool:
-    return getattr(importlib.import_module(f"{__name__}.{MODULES[name]}"), name)
+def constant_name(tool_id: str) -> str:
+    """The module constant holding a tool: ``bulk-download`` -> ``BULK_DOWNLOAD``."""
+    return tool_id.upper().replace("-", "_")
 
 
 def shipped_tool(tool_id: str) -> Tool | None:
     """The shipped tool ``tool_id`` (None if there is none), importing only its own module."""
-    name = tool_id.upper().replace("-", "_")
-    return _load(name) if name in MODULES else None
+    if tool_id not in TOOLS:
+        return None
+    module = importlib.import_module(f"{__name__}.{TOOLS[tool_id]}")
+    return getattr(module, constant_name(tool_id))
 
 
-def __getattr__(name: str) -> object:
-    if name == "SHIPPED_TOOLS":
-        return tuple(_load(constant) for constant in MODULES)
-    if name in MODULES:
-        return _load(name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+def shipped_tools() -> list[Tool]:
+    """Every shipped tool (importing every tool module)."""
+    return [shipped_tool(tool_id) for tool_id in TOOLS]
+
+
+def shipped_registry() -> ToolRegistry:
+    """A registry of the shipped tools: what the API offers unless a test gives it others."""
+    from georeg.core.tasks.model import ToolRegistry
+
+    return ToolRegistry(shipped_tools())

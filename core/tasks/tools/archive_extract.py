@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 from georeg.core.errors import InvalidInput, InvalidPath, NotFound, PayloadTooLarge
 from georeg.core.models import Permission
+from georeg.core.rasters.entries import store_file
 from georeg.core.registry import entries as entry_repo
-from georeg.core.registry.objects import store_object
 from georeg.core.storage import CHUNK_SIZE, TempWriter, normalize_entry_path, resolve_inside
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
 from georeg.core.tasks.tools.common import required_path, task_session
@@ -26,7 +26,8 @@ class ArchiveExtractParams(BaseModel):
     overwrite: bool = Field(default=False, description="replace existing entries")
 
 
-def _checked_members(archive: zipfile.ZipFile, context: ToolContext, destination: str) -> list[tuple[zipfile.ZipInfo, str]]:
+def _checked_members(archive: zipfile.ZipFile, context: ToolContext,
+                     destination: str) -> list[tuple[zipfile.ZipInfo, str]]:
     settings = context.settings
     members = [info for info in archive.infolist() if not info.is_dir()]
     if len(members) > settings.archive_max_files:
@@ -68,7 +69,8 @@ def run(context: ToolContext, params: ArchiveExtractParams) -> ToolOutcome:
     archive_path = required_path(context)
     if PurePosixPath(archive_path).suffix.lower() != ".zip":
         raise InvalidInput("archive-extract handles .zip entries", code="unsupported_archive")
-    destination = params.destination if params.destination is not None else str(PurePosixPath(archive_path).with_suffix(""))
+    default_destination = str(PurePosixPath(archive_path).with_suffix(""))
+    destination = params.destination if params.destination is not None else default_destination
     destination = normalize_entry_path(destination, allow_root=True)
     source = resolve_inside(context.dataset_root, archive_path)
     if not source.is_file():
@@ -91,7 +93,8 @@ def run(context: ToolContext, params: ArchiveExtractParams) -> ToolOutcome:
                 try:
                     writer = _extract(archive, info, context, budget)
                 except PayloadTooLarge as exc:
-                    raise PayloadTooLarge(f"archive member {info.filename!r} is larger than declared (zip bomb?)") from exc
+                    raise PayloadTooLarge(
+                        f"archive member {info.filename!r} is larger than declared (zip bomb?)") from exc
                 except (zipfile.BadZipFile, EOFError, OSError) as exc:
                     raise InvalidInput(f"cannot extract {info.filename!r}: {exc}", code="bad_archive") from exc
                 budget -= writer.size
@@ -99,7 +102,7 @@ def run(context: ToolContext, params: ArchiveExtractParams) -> ToolOutcome:
                 context.progress(80.0 * index / max(len(members), 1), "extracting", info.filename)
         with task_session(context) as (session, org, dataset):
             for index, (target, writer) in enumerate(extracted, start=1):
-                store_object(session, settings=context.settings, org=org, dataset=dataset, path=target, upload=writer)
+                store_file(session, settings=context.settings, org=org, dataset=dataset, path=target, upload=writer)
                 context.logger.info("extracted %s (%d bytes)", target, writer.size)
                 context.progress(80.0 + 20.0 * index / len(extracted), "registering", target)
     finally:

@@ -73,5 +73,5 @@ def run_harvest(context: ToolContext, params: HarvestParams) -> ToolOutcome:
 CSW_HARVEST = Tool(
     id="csw-harvest", version="1.0.0", title="Harvest a CSW",
     description="Ingest new records of a CSW query (scheduled; records already registered are skipped).",
-    parameters=HarvestParams, run=run_harvest, required_access=Permission.write,
+    parameters=HarvestParams, run=run_harvest, required_access=Permission.write, scope="registry",
 )

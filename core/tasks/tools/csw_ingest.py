@@ -32,5 +32,5 @@ def run_ingest(context: ToolContext, params: IngestParams) -> ToolOutcome:
 CSW_INGEST = Tool(
     id="csw-ingest", version="1.0.0", title="Ingest a CSW record",
     description="Download the GeoTIFFs (or quicklooks) of a CSW record from allowed hosts and register them.",
-    parameters=IngestParams, run=run_ingest, required_access=Permission.write,
+    parameters=IngestParams, run=run_ingest, required_access=Permission.write, scope="registry",
 )

@@ -9,8 +9,9 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from georeg.core.catalog.csw import CswRecord
+from georeg.core.catalog.netcdf_ingest import ingest_netcdf
 from georeg.core.models import Permission
-from georeg.core.netcdf.to_geotiff import MAX_VARIABLES, ingest_netcdf
+from georeg.core.netcdf.to_geotiff import MAX_VARIABLES
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
 
 
@@ -48,4 +49,5 @@ NETCDF_GEOTIFF = Tool(
     description="Write variables of a CSW record's OPeNDAP/NetCDF source as GeoTIFFs (CF grid mapping honoured) "
                 "and register them.",
     parameters=NetcdfGeotiffParams, run=run_netcdf_geotiff, required_access=Permission.write,
+    scope="registry",
 )

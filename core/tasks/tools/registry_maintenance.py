@@ -6,15 +6,20 @@ They run on the registry dataset (``default/registry``) and are started by the D
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
 from georeg.core.catalog.ingest import refresh_csw_metadata
 from georeg.core.errors import GeoregError
 from georeg.core.models import Entry, Permission, Raster
+from georeg.core.rasters import previews
 from georeg.core.rasters import service as rasters
-from georeg.core.rasters.reader import RASTER_SUFFIXES
-from georeg.core.rasters.thumbnails import DEFAULT_SIZE, MAX_SIZE, MIN_SIZE, ThumbnailCache
+from georeg.core.rasters.previews import ThumbnailRequest
+from georeg.core.rasters.thumbnails import ThumbnailCache
+from georeg.core.registry.objects import RASTER_SUFFIXES
 from georeg.core.storage import sha256_file
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
 
@@ -29,11 +34,6 @@ class PruneParams(BaseModel):
 
 class ResyncParams(BaseModel):
     refresh_csw: bool = Field(default=False, description="also refresh CSW metadata of CSW-sourced datasets")
-
-
-class ThumbnailParams(BaseModel):
-    dataset_ids: list[str] = Field(min_length=1, max_length=10_000)
-    size: int = Field(default=DEFAULT_SIZE, ge=MIN_SIZE, le=MAX_SIZE)
 
 
 def _all_rasters(session: Session) -> list[Raster]:
@@ -98,7 +98,7 @@ def resync(context: ToolContext, params: ResyncParams) -> ToolOutcome:
                     registration = rasters.register_path(session, settings=settings, raw_path=resolved, title=None,
                                                          metadata={})
                     if registration.created:
-                        added.append(registration.raster["dataset_id"])
+                        added.append(registration.dataset_id)
             except GeoregError as exc:
                 session.rollback()
                 failed.append({"path": resolved, "error": exc.message})
@@ -110,30 +110,24 @@ def resync(context: ToolContext, params: ResyncParams) -> ToolOutcome:
     return ToolOutcome(result=result)
 
 
-def generate_thumbnails(context: ToolContext, params: ThumbnailParams) -> ToolOutcome:
+def generate_thumbnails(context: ToolContext, params: ThumbnailRequest) -> ToolOutcome:
     cache = ThumbnailCache(context.settings.cache_dir, tmp_dir=context.settings.tmp_dir, memory_items=0)
-    done, failed = [], []
     with Session(context.engine, expire_on_commit=False) as session:
-        for index, public_id in enumerate(params.dataset_ids, start=1):
-            try:
-                raster = rasters.get_raster(session, public_id=public_id)
-                cache.get(raster.sha256, params.size, rasters.raster_file(session, context.settings, raster))
-                done.append(public_id)
-            except GeoregError as exc:
-                failed.append({"dataset_id": public_id, "error": exc.message})
-            context.progress(100 * index / len(params.dataset_ids), "rendering", public_id)
-    return ToolOutcome(result={"generated": done, "failed": failed, "size": params.size})
+        batch = previews.generate_thumbnails(session, settings=context.settings, cache=cache, request=params,
+                                             report=context.progress)
+    return ToolOutcome(result=batch.model_dump())
 
 
-def _maintenance(tool_id: str, title: str, description: str, parameters: type[BaseModel], run) -> Tool:  # noqa: ANN001
+def _maintenance(tool_id: str, title: str, description: str, parameters: type[BaseModel],
+                 run: Callable[[ToolContext, Any], ToolOutcome]) -> Tool:
     return Tool(id=tool_id, version="1.0.0", title=title, description=description, parameters=parameters, run=run,
-                required_access=Permission.write)
+                required_access=Permission.write, scope="registry")
 
 
 REHASH = _maintenance("rehash", "Rehash rasters", "Recompute the sha256 of every registered raster.", NoParams, rehash)
 PRUNE_MISSING = _maintenance("prune-missing", "Prune missing rasters",
                              "Remove raster records whose source file is gone.", PruneParams, prune_missing)
-RESYNC = _maintenance("resync", "Resync registry", "Register new GeoTIFFs under the mounted roots, refresh changed ones.",
-                      ResyncParams, resync)
+RESYNC = _maintenance("resync", "Resync registry",
+                      "Register new GeoTIFFs under the mounted roots, refresh changed ones.", ResyncParams, resync)
 GENERATE_THUMBNAILS = _maintenance("generate-thumbnails", "Generate thumbnails",
-                                   "Pre-render thumbnails of many rasters.", ThumbnailParams, generate_thumbnails)
+                                   "Pre-render thumbnails of many rasters.", ThumbnailRequest, generate_thumbnails)

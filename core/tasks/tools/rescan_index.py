@@ -6,7 +6,8 @@ from pydantic import BaseModel, Field
 
 from georeg.core.errors import InvalidRaster, NotFound, PermissionDenied
 from georeg.core.models import EntryType, Permission
-from georeg.core.registry.objects import classify, describe_file, entry_files
+from georeg.core.rasters.entries import describe_entry
+from georeg.core.registry.objects import classify, entry_files
 from georeg.core.storage import sha256_file
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
 from georeg.core.tasks.tools.common import selected_files, task_session
@@ -38,8 +39,7 @@ def run(context: ToolContext, params: RescanParams) -> ToolOutcome:
                     if params.update:
                         entry.size, entry.sha256, entry.mtime = size, sha256, utcnow()
                         try:
-                            for name, value in describe_file(source, classify(entry.path)).items():
-                                setattr(entry, name, value)
+                            describe_entry(source, classify(entry.path)).apply(entry)
                         except InvalidRaster as exc:
                             unreadable.append(entry.path)
                             entry.type = EntryType.generic.value

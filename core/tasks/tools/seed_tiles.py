@@ -8,6 +8,7 @@ from sqlmodel import Session
 from georeg.core.errors import InvalidInput, NotFound
 from georeg.core.models import Permission
 from georeg.core.rasters import service as rasters
+from georeg.core.rasters.search import check_bbox
 from georeg.core.rasters.tiles import MAX_ZOOM, cached_tile, count_tiles, tiles_for
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
 
@@ -26,7 +27,7 @@ class SeedParams(BaseModel):
         if self.min_zoom > self.max_zoom:
             raise ValueError("min_zoom must not exceed max_zoom")
         if self.bbox is not None:
-            rasters.parse_bbox(",".join(str(v) for v in self.bbox))
+            check_bbox(*self.bbox)
         return self
 
 
@@ -63,4 +64,4 @@ def seed(context: ToolContext, params: SeedParams) -> ToolOutcome:
 
 SEED_TILES = Tool(id="seed-tiles", version="1.0.0", title="Seed tile cache",
                   description="Render WebMercatorQuad PNG tiles of a raster into the MapCache-layout disk cache.",
-                  parameters=SeedParams, run=seed, required_access=Permission.write)
+                  parameters=SeedParams, run=seed, required_access=Permission.write, scope="registry")

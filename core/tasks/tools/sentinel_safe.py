@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlmodel import Session
 
-from georeg.core.errors import InvalidRaster
+from georeg.core.catalog.csw import CswRecord
+from georeg.core.config import Settings
+from georeg.core.errors import GeoregError, InvalidInput, InvalidRaster
 from georeg.core.models import Permission
 from georeg.core.rasters import service as rasters
 from georeg.core.rasters.profiles import profile_for
@@ -63,7 +65,39 @@ class SentinelSafeParams(BaseModel):
         return self
 
 
-def plan_for(settings, params: SentinelSafeParams) -> SafePlan:  # noqa: ANN001
+def requested_products(record: CswRecord, products: list[str] | None, variables: list[str] | None) -> list[str] | None:
+    """Products to make: the caller's, else S1 polarisations from the variables; by default the profile's
+    variables that the product has (all polarisations when it has none of them, e.g. HH/HV of a 1SDH)."""
+    if products:
+        return products
+    profile = profile_for(record.platform)
+    if profile.family != "S1":
+        return None
+    if variables:
+        return [name.removeprefix("Amplitude_").upper() for name in variables]
+    defaults = [name.removeprefix("Amplitude_").upper() for name in profile.point_query_variables]
+    try:
+        available = parse_product(record.title or "").polarisations
+    except GeoregError:
+        return defaults
+    return [pol for pol in defaults if pol in available] or None
+
+
+def params_for_record(endpoint: str, record: CswRecord, *, products: list[str] | None, variables: list[str] | None,
+                      processing: SafeParameters | None) -> SentinelSafeParams:
+    """The parameters that process a CSW record's SAFE (400 ``invalid_safe_request`` when it cannot be)."""
+    try:
+        return SentinelSafeParams(
+            identifier=record.identifier, product=record.title or record.identifier, title=record.title,
+            platform=record.platform, acquired_at=record.acquired_at, endpoint=endpoint,
+            products=requested_products(record, products, variables), processing=processing,
+        )
+    except ValidationError as exc:
+        raise InvalidInput(f"record {record.identifier!r} cannot be processed as a SAFE: "
+                           f"{exc.errors()[0]['msg']}", code="invalid_safe_request") from exc
+
+
+def plan_for(settings: Settings, params: SentinelSafeParams) -> SafePlan:
     """Locate the SAFE and plan its processing (no side effects): what ``mode=prepare`` answers."""
     path = find_safe(settings.safe_roots, product=params.product, safe_path=params.safe_path)
     parsed = parse_product(path.name)
@@ -116,8 +150,7 @@ def register_outputs(context: ToolContext, params: SentinelSafeParams, plan: Saf
                     session, settings=context.settings, upload=_Produced(Path(output.path), size, sha256),
                     filename=output.name, title=output.title, metadata=_metadata(params, plan, output, profile),
                     source="csw", description=description)
-                registered.append({**registration.raster, "product": output.product, "product_bands": output.bands,
-                                   "duplicate_of": registration.duplicate_of, "created": registration.created})
+                registered.append(registration.as_result(product=output.product, product_bands=output.bands))
                 context.progress(PROCESSING_SHARE + (100 - PROCESSING_SHARE) * len(registered) / len(outputs),
                                  "registering", output.name)
         except BaseException:
@@ -153,5 +186,5 @@ SENTINEL_SAFE = Tool(
     id="sentinel-safe", version="1.0.0", title="Process a Sentinel SAFE",
     description="Locate a Sentinel-1 GRD or Sentinel-2 L1C/L2A SAFE under the archive roots, write S1 amplitude "
                 "quicklooks or S2 RGB combinations as COGs and register them under the CSW record.",
-    parameters=SentinelSafeParams, run=run, required_access=Permission.write,
+    parameters=SentinelSafeParams, run=run, required_access=Permission.write, scope="registry",
 )

@@ -1,0 +1,130 @@
+"""A task's life on its row: creation, the state read from its flow run, retries, deletion and quotas.
+
+The state of a task is its flow run's (see :data:`~georeg.core.tasks.model.PREFECT_STATE_MAP`); the row caches it.
+:func:`apply_run` is the one place that turns a flow run's state into row fields, for writers (who persist it)
+and readers (who only show it).
+"""
+
+from __future__ import annotations
+
+import shutil
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+from sqlmodel import Session
+
+from georeg.core.config import Settings
+from georeg.core.errors import InvalidParameters, QuotaExceeded
+from georeg.core.models import Dataset, Organization, Task, User
+from georeg.core.tasks import repository as task_repo
+from georeg.core.tasks.model import ACTIVE_STATES, TaskState, Tool, dedup_key, map_prefect_state
+from georeg.core.timeutil import as_utc, utcnow
+
+SUBMISSION_GRACE = timedelta(minutes=5)
+UNSUBMITTED_ERROR = "the submission to Prefect did not complete, so the task never ran; submit it again"
+
+
+class RunState(BaseModel):
+    """What the task platform reads of a flow run."""
+
+    id: str
+    state_type: str
+    state_name: str | None = None
+    state_message: str | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+
+
+def artifact_dir(settings: Settings, task_id: str) -> Path:
+    """Where a task's work files and results live."""
+    return settings.resolved_data_dir / "artifacts" / task_id
+
+
+def validated_parameters(tool: Tool, parameters: dict) -> dict:
+    """``parameters`` checked against the tool's model, as JSON (422 naming the fields otherwise)."""
+    try:
+        return tool.parameters.model_validate(parameters).model_dump(mode="json")
+    except ValidationError as exc:
+        fields = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'parameters'}: {e['msg']}" for e in exc.errors())
+        raise InvalidParameters(f"invalid parameters for {tool.id}: {fields}") from exc
+
+
+def new_task(session: Session, *, tool: Tool, org: Organization, dataset: Dataset, user: User | None,
+             path: str | None, parameters: dict, flow_run_id: str | None = None,
+             state: TaskState = TaskState.scheduled, dedup_extra: dict | None = None) -> Task:
+    """A task row (flushed, not committed) for ``parameters`` already validated."""
+    key = dedup_key(tool=tool, dataset_id=dataset.id, path=path, user_id=user.id if user else None,
+                    parameters={**parameters, **(dedup_extra or {})})
+    task = Task(org_id=org.id, dataset_id=dataset.id, user_id=user.id if user else None, tool_id=tool.id,
+                tool_version=tool.version, path=path, parameters=parameters, dedup_key=key, state=state.value,
+                flow_run_id=flow_run_id)
+    session.add(task)
+    session.flush()
+    return task
+
+
+def apply_run(task: Task, run: RunState | None, *, now: datetime | None = None) -> bool:
+    """Bring ``task``'s fields in line with its flow run (an active task without a run long after its
+    submission failed); returns whether anything changed. Terminal states are final."""
+    if TaskState(task.state) not in ACTIVE_STATES:
+        return False
+    now = now or utcnow()
+    if run is None:
+        if task.flow_run_id or now - as_utc(task.created_at) <= SUBMISSION_GRACE:
+            return False
+        task.state, task.finished_at, task.error = TaskState.failed.value, now, UNSUBMITTED_ERROR
+        return True
+    state = map_prefect_state(run.state_type, run.state_name)
+    before = (task.state, task.started_at, task.finished_at, task.error)
+    task.state = state.value
+    if run.start_time and not task.started_at:
+        task.started_at = run.start_time
+    if state.is_terminal:
+        task.finished_at = run.end_time or now
+        if state is TaskState.failed and not task.error:
+            task.error = run.state_message or "the flow run failed"
+    return before != (task.state, task.started_at, task.finished_at, task.error)
+
+
+def begin_retry(task: Task) -> None:
+    """Start the next attempt of a failed or cancelled task: the last one goes to its history."""
+    previous = {"attempt": task.attempts, "flowRunId": task.flow_run_id, "state": task.state, "error": task.error,
+                "startedAt": _iso(task.started_at), "finishedAt": _iso(task.finished_at)}
+    task.history = [*task.history, previous]
+    task.attempts += 1
+    task.state = TaskState.scheduled.value
+    task.error = task.result = task.artifact = task.started_at = task.finished_at = task.flow_run_id = None
+    task.artifact_bytes = 0
+    task.progress = {}
+
+
+def mark_deleted(session: Session, settings: Settings, task: Task) -> None:
+    """A finished task disappears from every view and its files go (the row stays for the quotas' figures)."""
+    task.state = TaskState.deleted.value
+    task.artifact = None
+    session.add(task)
+    shutil.rmtree(artifact_dir(settings, task.id), ignore_errors=True)
+
+
+def check_output_quota(session: Session, *, settings: Settings, org: Organization) -> None:
+    """429 when ``org``'s task results of the last 24 h reached the daily limit."""
+    used = task_repo.artifact_bytes_since(session, org_id=org.id, since=utcnow() - timedelta(days=1))
+    if used >= settings.daily_artifact_bytes_per_org:
+        raise QuotaExceeded(
+            f"organization {org.slug!r} produced {used} bytes of results in the last 24 h "
+            f"(limit {settings.daily_artifact_bytes_per_org})", code="daily_output_quota",
+        )
+
+
+def check_active_quota(active: list[Task], *, settings: Settings, username: str) -> None:
+    """429 when ``active`` (a user's active tasks) reached the limit of active tasks per user."""
+    if len(active) >= settings.max_active_tasks_per_user:
+        raise QuotaExceeded(
+            f"{len(active)} tasks are already active for {username!r} (limit {settings.max_active_tasks_per_user});"
+            " wait for one to finish or cancel one", code="too_many_active_tasks",
+        )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return as_utc(value).isoformat().replace("+00:00", "Z") if value else None

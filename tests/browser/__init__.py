@@ -1,0 +1,1 @@
+"""Tests that drive Debian's Chromium (``/usr/bin/chromium``) through Playwright against the real API over HTTP."""
