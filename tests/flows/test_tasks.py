@@ -115,7 +115,12 @@ def collect_log(client, task_id, headers, max_polls=400):
     """Follow the log cursor until the log is complete; returns every line received."""
     lines, cursor = [], None
     for _ in range(max_polls):
-        page = client.get(f"{TASKS}/{task_id}/log", params={"since": cursor} if cursor else {}, headers=headers).json()
+        response = client.get(f"{TASKS}/{task_id}/log", params={"since": cursor} if cursor else {}, headers=headers)
+        if response.status_code == 503:  # Prefect busy storing the burst of lines: a follower retries, as told
+            time.sleep(float(response.headers.get("Retry-After", 1)))
+            continue
+        assert response.status_code == 200, response.text
+        page = response.json()
         lines += page["lines"]
         cursor = page["cursor"]
         if page["complete"]:
