@@ -18,10 +18,13 @@ from georeg.api.prefect_client import PrefectClient
 from georeg.api.routes import (
     csw,
     datasets,
+    hyspex,
     jobs,
+    netcdf_points,
     objects,
     ogc,
     orgs,
+    pointclouds,
     raster_jobs,
     rasters,
     rendering,
@@ -86,7 +89,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     )
     install_docs(app)
     install_error_handlers(app)
-    for module in (system, users, orgs, datasets, objects, tasks, jobs, csw, raster_jobs, rasters, rendering, styles,
-                   ogc):
+    for module in (system, users, orgs, datasets, objects, tasks, jobs, csw, hyspex, netcdf_points, raster_jobs,
+                   pointclouds, rasters, rendering, styles, ogc):
         app.include_router(module.router)
     return app

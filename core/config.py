@@ -13,7 +13,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret_key"
 TASK_SETTINGS = ("artifact_ttl_hours", "archive_max_files", "archive_max_bytes", "archive_max_ratio",
-                 "temp_file_ttl_hours", "csw_timeout_seconds", "download_max_bytes", "flow_heartbeats")
+                 "temp_file_ttl_hours", "csw_timeout_seconds", "download_max_bytes", "flow_heartbeats",
+                 "pointcloud_max_cells", "hyspex_child_concurrency")
 LIST_TASK_SETTINGS = ("mount_roots", "safe_roots", "csw_endpoints", "download_hosts")
 LIST_SETTINGS = (*LIST_TASK_SETTINGS, "csw_harvest_keywords")
 NBS_CSW_ENDPOINT = "https://nbs.csw.met.no/csw"
@@ -69,11 +70,16 @@ class Settings(BaseSettings):
     csw_timeout_seconds: float = Field(default=30.0, gt=0)
     download_hosts: Annotated[list[str], NoDecode] = Field(default_factory=lambda: list(NBS_DOWNLOAD_HOSTS))
     download_max_bytes: int = Field(default=8 * 1024**3, gt=0)
+    # cells of a raster gridded from a point cloud (about 12-30 bytes a cell while gridding): 413 past it
+    pointcloud_max_cells: int = Field(default=25_000_000, ge=1)
+    query_max_points: int = Field(default=10_000, ge=1, le=1_000_000)
     csw_harvest_endpoint: str | None = None
     csw_harvest_keywords: Annotated[list[str], NoDecode] = Field(default_factory=list)
     csw_harvest_anytext: str | None = None
     csw_harvest_window_hours: float = Field(default=24.0, gt=0)
     csw_harvest_max_records: int = Field(default=200, ge=1)
+    # child flow runs a hyspex-parent job keeps going at once
+    hyspex_child_concurrency: int = Field(default=4, ge=1, le=64)
 
     task_state_sync_seconds: float = Field(default=2.0, gt=0, le=3600)
 

@@ -35,9 +35,42 @@ def host_allowed(url: str, allowed_hosts: list[str]) -> bool:
 
 
 def check_host(url: str, allowed_hosts: list[str]) -> None:
+    """403 unless ``url`` is http(s) on an allowed host, and the host name resolves to no loopback, private,
+    link-local or otherwise internal address that is not itself listed (a listed name pointing inwards)."""
     if not host_allowed(url, allowed_hosts):
         raise PermissionDenied(f"downloads from {urlsplit(url).netloc or url!r} are not allowed "
                                "(GEOREG_DOWNLOAD_HOSTS)", code="download_host_not_allowed")
+    parts = urlsplit(url)
+    allowed = {item.strip().lower() for item in allowed_hosts}
+    refused = [address for address in internal_addresses(parts.hostname or "")
+               if address not in allowed and f"{address}:{parts.port}" not in allowed]
+    if refused:
+        raise PermissionDenied(f"{parts.hostname} resolves to the internal address {refused[0]}, which is not listed "
+                               "in GEOREG_DOWNLOAD_HOSTS", code="address_not_allowed")
+
+
+def internal_addresses(host: str) -> list[str]:
+    """The loopback, private, link-local, reserved, multicast or unspecified addresses a host *name* resolves to
+    (none for an IP literal, which the allow-list names itself, or a name that does not resolve)."""
+    import ipaddress
+    import socket
+
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+        return []
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    found = []
+    for address in sorted({str(info[4][0]).split("%")[0] for info in infos}):
+        ip = ipaddress.ip_address(address)
+        if (ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast
+                or ip.is_unspecified):
+            found.append(address)
+    return found
 
 
 def filename_of(url: str) -> str:

@@ -44,8 +44,13 @@ def run_tool(tool: Tool | str, task_id: str) -> dict:
             raise ValueError(f"no shipped tool {tool_id!r}")
     settings = Settings()
     engine = make_engine(settings.effective_database_url)
+    children = None
+    if tool.fans_out:
+        from georeg.flows.children import PrefectChildRuns
+
+        children = PrefectChildRuns(settings)
     try:
-        return execute_task(settings, engine, task_id=task_id, tool=tool, logger=get_run_logger())
+        return execute_task(settings, engine, task_id=task_id, tool=tool, logger=get_run_logger(), children=children)
     finally:
         engine.dispose()
 

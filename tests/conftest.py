@@ -31,6 +31,7 @@ from tests.helpers import (
 pytest_plugins = [
     "tests.csw_fixtures",  # pycsw CSW server + NBS-like file server (session, built on first use)
     "tests.netcdf_fixtures",  # NetCDF files + an OPeNDAP server (xpublish-opendap) (session, built on first use)
+    "tests.hyspex_fixtures",  # a HySpex campaign in its own pycsw + OPeNDAP server (session, built on first use)
 ]
 
 

@@ -16,6 +16,9 @@ Fixtures
                (time, y, x), ``_FillValue`` 0, values above 32767 (unsigned over DAP2).
     ``broken`` bytes that start like NetCDF-3 and are not; ``login.nc.dds`` (an HTML page where a DDS should be:
                ``file_url("login.nc.html")`` is an "OPeNDAP" URL that is not one).
+    ``global360`` a global 1° grid with longitudes 0..360 (``tas`` float32) for wrap-around queries.
+    ``lcc``    Lambert conformal conic ``grid_mapping``, x/y in *kilometres*; ``height`` float32.
+    ``utm``    transverse Mercator (UTM 33N) ``grid_mapping``, x/y in metres, y descending; ``depth`` float64.
 ``opendap_server`` (session) -> :class:`OpendapServer`: ``tests/opendap_server.py`` in its own process on a free
     port, THREDDS-like: ``dap_url(name)`` (``/thredds/dodsC/<file>``), ``file_url(name)``
     (``/thredds/fileServer/<file>``), ``redirect_url(to)`` (302, path kept), ``host`` (for
@@ -50,7 +53,7 @@ START_TIMEOUT = 60.0
 EPSG_3413_CF = {"grid_mapping_name": "polar_stereographic", "straight_vertical_longitude_from_pole": -45.0,
                 "latitude_of_projection_origin": 90.0, "standard_parallel": 70.0, "false_easting": 0.0,
                 "false_northing": 0.0, "semi_major_axis": 6378137.0, "inverse_flattening": 298.257223563}
-FIXTURE_NAMES = ("polar", "latlon", "swath")
+FIXTURE_NAMES = ("polar", "latlon", "swath", "global360", "lcc", "utm")
 S1_PRODUCT = "S1A_EW_GRDM_1SDV_20240227T070021_20240227T070128_052741_0661BB_2E43"
 
 
@@ -217,6 +220,60 @@ def write_swath(path: Path, *, rows: int = 45, cols: int = 61) -> NcFixture:
                      times=times)
 
 
+def _projected(path: Path, name: str, mapping: dict, xs: np.ndarray, ys: np.ndarray, units: str, var: str,
+               seed: int) -> NcFixture:
+    """A projected grid with a CF ``grid_mapping`` and 1-D x/y axes (in ``units``), one float32 variable."""
+    import netCDF4
+
+    values = np.random.default_rng(seed).normal(100.0, 20.0, size=(len(ys), len(xs))).astype("f4")
+    values[2, 3] = -9999.0
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        _coordinate(nc, "x", xs, standard_name="projection_x_coordinate", units=units, axis="X")
+        _coordinate(nc, "y", ys, standard_name="projection_y_coordinate", units=units, axis="Y")
+        crs = nc.createVariable("crs", "i4")
+        crs.setncatts(mapping)
+        variable = nc.createVariable(var, "f4", ("y", "x"), fill_value=np.float32(-9999.0))
+        variable.setncatts({"units": "m", "long_name": f"{var} test field", "grid_mapping": "crs"})
+        variable[:] = values
+    scale = 1000.0 if units == "km" else 1.0
+    return NcFixture(name=name, path=path, crs=CRS.from_cf(mapping),
+                     expected={var: np.where(values == -9999.0, np.nan, values).astype("f8")},
+                     lon=xs * scale, lat=ys * scale)
+
+
+def write_lcc(path: Path) -> NcFixture:
+    mapping = {"grid_mapping_name": "lambert_conformal_conic", "standard_parallel": [63.3, 63.3],
+               "longitude_of_central_meridian": 15.0, "latitude_of_projection_origin": 63.3,
+               "earth_radius": 6371000.0}
+    return _projected(path, "lcc", mapping, -300.0 + 2.5 * (np.arange(40) + 0.5), -200.0 + 2.5 * (np.arange(30) + 0.5),
+                      "km", "height", 2500)
+
+
+def write_utm(path: Path) -> NcFixture:
+    mapping = {"grid_mapping_name": "transverse_mercator", "longitude_of_central_meridian": 15.0,
+               "latitude_of_projection_origin": 0.0, "scale_factor_at_central_meridian": 0.9996,
+               "false_easting": 500000.0, "false_northing": 0.0, "semi_major_axis": 6378137.0,
+               "inverse_flattening": 298.257223563}
+    return _projected(path, "utm", mapping, 400_000.0 + 1000.0 * (np.arange(25) + 0.5),
+                      8_700_000.0 - 1000.0 * (np.arange(20) + 0.5), "m", "depth", 32633)
+
+
+def write_global360(path: Path) -> NcFixture:
+    """A global 1° grid, longitudes 0.5..359.5, latitudes ascending."""
+    import netCDF4
+
+    lats, lons = -89.5 + np.arange(180), 0.5 + np.arange(360)
+    values = np.random.default_rng(360).normal(280.0, 10.0, size=(180, 360)).astype("f4")
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        _coordinate(nc, "lat", lats, standard_name="latitude", units="degrees_north")
+        _coordinate(nc, "lon", lons, standard_name="longitude", units="degrees_east")
+        variable = nc.createVariable("tas", "f4", ("lat", "lon"))
+        variable.setncatts({"units": "K", "long_name": "air temperature"})
+        variable[:] = values
+    return NcFixture(name="global360", path=path, crs=CRS.from_epsg(4326), expected={"tas": values.astype("f8")},
+                     lat=lats, lon=lons)
+
+
 @dataclass
 class NetcdfFiles:
     root: Path
@@ -224,13 +281,16 @@ class NetcdfFiles:
     latlon: NcFixture
     swath: NcFixture
     broken: Path
+    global360: NcFixture
+    lcc: NcFixture
+    utm: NcFixture
 
     def __getitem__(self, name: str) -> NcFixture:
         return getattr(self, name)
 
     @property
     def served(self) -> list[NcFixture]:
-        return [self.polar, self.latlon, self.swath]
+        return [self.polar, self.latlon, self.swath, self.global360, self.lcc, self.utm]
 
 
 def build_files(root: Path) -> NetcdfFiles:
@@ -240,7 +300,8 @@ def build_files(root: Path) -> NetcdfFiles:
     (root / "login.nc.dds").write_text("<!DOCTYPE html><html><body>Please log in</body></html>")
     return NetcdfFiles(root=root, polar=write_polar(root / "polar_3413.nc"),
                        latlon=write_latlon(root / "era_latlon.nc"), swath=write_swath(root / f"{S1_PRODUCT}.nc"),
-                       broken=broken)
+                       broken=broken, global360=write_global360(root / "global360.nc"),
+                       lcc=write_lcc(root / "lcc_km.nc"), utm=write_utm(root / "utm33.nc"))
 
 
 @dataclass

@@ -385,7 +385,25 @@ class TaskService:
         target = "CANCELLING" if task.state == TaskState.processing.value else "CANCELLED"
         await self.prefect.set_state(task.flow_run_id, target, "cancelled through the georeg API")
         await self.sync([task])
+        await self._cancel_children(task)
         return CancelOutcome(task_id=task.id, state=TaskState(task.state), cancel_requested=True)
+
+    async def _cancel_children(self, task: Task) -> None:
+        """Cancel the unfinished child tasks a fan-out task started (``hyspex-parent``); the parent's flow stops
+        starting new ones once it sees itself cancelling."""
+        children = await self.in_thread(task_repo.active_children, self.session, parent_task_id=task.id)
+        if not children:
+            return
+        await self.sync(children)
+        for child in children:
+            if TaskState(child.state).is_terminal:
+                continue
+            if child.flow_run_id is None:
+                await self.in_thread(self._cancel_unsubmitted, child)
+                continue
+            target = "CANCELLING" if child.state == TaskState.processing.value else "CANCELLED"
+            await self.prefect.set_state(child.flow_run_id, target, "its parent job was cancelled")
+        await self.sync(children)
 
     def _delete_finished(self, task: Task) -> None:
         mark_deleted(self.session, self.settings, task)

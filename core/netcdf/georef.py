@@ -150,12 +150,12 @@ def _edges(values: np.ndarray, bounds: np.ndarray | None) -> tuple[float, float]
     return float(first), float(step)
 
 
-def _coordinate_values(dataset: Any, variable: Any, scale: float) -> tuple[np.ndarray, np.ndarray | None]:
+def coordinate_values(dataset: Any, variable: Any, scale: float) -> tuple[np.ndarray, np.ndarray | None]:
     bounds_var = dataset.variables.get(attr(variable, "bounds") or "")
-    return _filled(variable[:]) * scale, _filled(bounds_var[:]) * scale if bounds_var is not None else None
+    return filled(variable[:]) * scale, filled(bounds_var[:]) * scale if bounds_var is not None else None
 
 
-def _unit_scale(variable: Any, crs: Any) -> float:
+def unit_scale(variable: Any, crs: Any) -> float:
     units = str(attr(variable, "units") or "").lower()
     metres = crs is not None and crs.is_projected and crs.axis_info and crs.axis_info[0].unit_name == "metre"
     return 1000.0 if metres and units in KM_UNITS else 1.0
@@ -173,7 +173,7 @@ def sample_positions(count: int) -> np.ndarray:
     return np.array(list(range(0, count, stride)) + ([count - 1] if add_last else []))
 
 
-def _filled(values: Any) -> np.ndarray:
+def filled(values: Any) -> np.ndarray:
     return np.ma.filled(np.ma.asarray(values, dtype="f8"), np.nan)
 
 
@@ -182,13 +182,13 @@ def read_sampled(variable: Any, rows: int, cols: int) -> np.ndarray:
     (few OPeNDAP requests however large the swath)."""
     row_stride, add_row = sample_indices(rows)
     col_stride, add_col = sample_indices(cols)
-    values = _filled(variable[::row_stride, ::col_stride])
+    values = filled(variable[::row_stride, ::col_stride])
     if add_col:
-        values = np.hstack([values, _filled(variable[::row_stride, cols - 1]).reshape(-1, 1)])
+        values = np.hstack([values, filled(variable[::row_stride, cols - 1]).reshape(-1, 1)])
     if add_row:
-        row = _filled(variable[rows - 1, ::col_stride])
+        row = filled(variable[rows - 1, ::col_stride])
         if add_col:
-            row = np.append(row, _filled(variable[rows - 1, cols - 1]))
+            row = np.append(row, filled(variable[rows - 1, cols - 1]))
         values = np.vstack([values, row.reshape(1, -1)])
     return values
 
@@ -220,8 +220,8 @@ def make_gcps(rows: np.ndarray, cols: np.ndarray, xs: np.ndarray, ys: np.ndarray
 
 
 def _regular_grid(dataset: Any, xvar: Any, yvar: Any, crs: Any, name: str | None) -> Georef:
-    xs, xbounds = _coordinate_values(dataset, xvar, _unit_scale(xvar, crs))
-    ys, ybounds = _coordinate_values(dataset, yvar, _unit_scale(yvar, crs))
+    xs, xbounds = coordinate_values(dataset, xvar, unit_scale(xvar, crs))
+    ys, ybounds = coordinate_values(dataset, yvar, unit_scale(yvar, crs))
     xedges, yedges = _edges(xs, xbounds), _edges(ys, ybounds)
     if xedges is None or yedges is None:
         rows, cols = sample_positions(len(ys)), sample_positions(len(xs))
@@ -237,7 +237,7 @@ def _regular_grid(dataset: Any, xvar: Any, yvar: Any, crs: Any, name: str | None
                   flip_rows=flip_rows, flip_cols=flip_cols, grid_mapping=name)
 
 
-def _swath_coordinates(dataset: Any, variable: Any, row_dim: str, col_dim: str) -> tuple[Any, Any]:
+def swath_coordinates(dataset: Any, variable: Any, row_dim: str, col_dim: str) -> tuple[Any, Any]:
     wanted = (row_dim, col_dim)
     candidates = [dataset.variables[name] for name in names_in(attr(variable, "coordinates"))
                   if name in dataset.variables]
@@ -249,14 +249,26 @@ def _swath_coordinates(dataset: Any, variable: Any, row_dim: str, col_dim: str) 
     return found.get("lat"), found.get("lon")
 
 
-def _lengths(*variables: Any) -> bool:
+def metric_axes(*variables: Any) -> bool:
     """1-D coordinates in metres or kilometres (x/y of a projected grid that lack a standard_name)."""
     return all(variable is not None and variable.ndim == 1
                and str(attr(variable, "units") or "").lower() in KM_UNITS | METRE_UNITS for variable in variables)
 
 
-def georeference(dataset: Any, variable: Any) -> Georef | None:
-    """How the variable's last two dimensions are georeferenced, or None when they cannot be."""
+@dataclass
+class GridAxes:
+    """What locates a variable's last two dimensions (rows, columns): 1-D ``lonlat`` axes, 1-D ``projected`` x/y
+    axes with a CRS, or a ``swath`` of 2-D lat/lon coordinates."""
+
+    kind: Literal["lonlat", "projected", "swath"]
+    crs: Any
+    x: Any
+    y: Any
+    grid_mapping: str | None = None
+
+
+def grid_axes(dataset: Any, variable: Any) -> GridAxes | None:
+    """The coordinates locating ``variable``'s grid, or None when nothing does."""
     from pyproj import CRS
 
     if variable.ndim < 2:
@@ -267,14 +279,25 @@ def georeference(dataset: Any, variable: Any) -> Georef | None:
     axes = (axis_of(xvar), axis_of(yvar))
     if axes == ("lon", "lat"):
         geographic = crs if crs is not None and crs.is_geographic else (crs.geodetic_crs if crs else None)
-        return _regular_grid(dataset, xvar, yvar, geographic or CRS.from_epsg(4326), name)
-    if crs is not None and crs.is_projected and (axes == ("x", "y") or _lengths(xvar, yvar)):
-        return _regular_grid(dataset, xvar, yvar, crs, name)
-    lat, lon = _swath_coordinates(dataset, variable, row_dim, col_dim)
+        return GridAxes("lonlat", geographic or CRS.from_epsg(4326), xvar, yvar, name)
+    if crs is not None and crs.is_projected and (axes == ("x", "y") or metric_axes(xvar, yvar)):
+        return GridAxes("projected", crs, xvar, yvar, name)
+    lat, lon = swath_coordinates(dataset, variable, row_dim, col_dim)
     if lat is None or lon is None:
         return None
-    height, width = variable.shape[-2:]
-    lats, lons = read_sampled(lat, height, width), read_sampled(lon, height, width)
     geographic = crs if crs is not None and crs.is_geographic else CRS.from_epsg(4326)
-    return Georef(crs=crs_label(geographic), method="gcps",
-                  gcps=make_gcps(sample_positions(height), sample_positions(width), lons, lats), grid_mapping=name)
+    return GridAxes("swath", geographic, lon, lat, name)
+
+
+def georeference(dataset: Any, variable: Any) -> Georef | None:
+    """How the variable's last two dimensions are georeferenced, or None when they cannot be."""
+    axes = grid_axes(dataset, variable)
+    if axes is None:
+        return None
+    if axes.kind != "swath":
+        return _regular_grid(dataset, axes.x, axes.y, axes.crs, axes.grid_mapping)
+    height, width = variable.shape[-2:]
+    lats, lons = read_sampled(axes.y, height, width), read_sampled(axes.x, height, width)
+    return Georef(crs=crs_label(axes.crs), method="gcps",
+                  gcps=make_gcps(sample_positions(height), sample_positions(width), lons, lats),
+                  grid_mapping=axes.grid_mapping)

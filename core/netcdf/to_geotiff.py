@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -153,9 +153,9 @@ def _geotiff_profile(plan: Layout, georef: Georef, shape: tuple[int, int], dtype
 
 
 def write_variable(source: NetcdfSource, name: str, destination: Path, *, time_index: int | None = None,
-                   max_bytes: int | None = None) -> dict:
-    """Write one variable as a tiled, deflated GeoTIFF at ``destination``, in row blocks; returns what the
-    registry keeps about it (variable, units, time step, georeferencing)."""
+                   max_bytes: int | None = None, dtype: str | None = None) -> dict:
+    """Write one variable as a tiled, deflated GeoTIFF at ``destination``, in row blocks (as ``dtype`` when given,
+    else as read); returns what the registry keeps about it (variable, units, time step, georeferencing)."""
     import rasterio
     from rasterio.crs import CRS
     from rasterio.errors import NotGeoreferencedWarning
@@ -178,7 +178,7 @@ def write_variable(source: NetcdfSource, name: str, destination: Path, *, time_i
             stop = min(height, start + rows_per_block)
             block = _block(variable, plan, georef, (start, stop))
             if output is None:
-                dtype = block.dtype
+                dtype = np.dtype(dtype) if dtype else block.dtype
                 nodata = nodata_for(variable, dtype)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore", NotGeoreferencedWarning)
@@ -212,6 +212,7 @@ class Converted:
     writer: TempWriter
     description: tuple
     details: dict
+    metadata: dict = field(default_factory=dict)
 
 
 @contextmanager
@@ -230,11 +231,18 @@ def safe_name(text: str) -> str:
 
 
 def convert(source: NetcdfSource, name: str, stack: ExitStack, settings: Settings,
-             time_index: int | None) -> Converted:
+            time_index: int | None, *, write: Callable[[Path], dict] | None = None,
+            filename: str | None = None) -> Converted:
+    """``name`` as a registrable GeoTIFF held by a temp writer of ``stack``; ``write(destination) -> details``
+    replaces :func:`write_variable` (derived products such as an RGB composite), ``filename`` the default
+    ``<source>_<variable>[_t<step>].tif``."""
     with scratch_file(settings.tmp_dir, ".tif") as scratch:
         try:
-            details = write_variable(source, name, scratch, time_index=time_index,
-                                     max_bytes=settings.download_max_bytes)
+            if write is not None:
+                details = write(scratch)
+            else:
+                details = write_variable(source, name, scratch, time_index=time_index,
+                                         max_bytes=settings.download_max_bytes)
         except GeoregError:
             raise
         except (OSError, RuntimeError, IndexError, ValueError) as exc:
@@ -247,9 +255,9 @@ def convert(source: NetcdfSource, name: str, stack: ExitStack, settings: Setting
         description = rasters.describe_raster(writer.path)
     except InvalidRaster as exc:
         raise InvalidRaster(f"variable {name!r} gave an unregistrable GeoTIFF: {exc.message}", code=exc.code) from exc
-    step = f"_t{details['time_index']}" if details["time_index"] is not None else ""
-    return Converted(variable=name, filename=f"{safe_name(source.name)}_{safe_name(name)}{step}.tif", writer=writer,
-                     description=description, details=details)
+    step = f"_t{details['time_index']}" if details.get("time_index") is not None else ""
+    filename = filename or f"{safe_name(source.name)}_{safe_name(name)}{step}.tif"
+    return Converted(variable=name, filename=filename, writer=writer, description=description, details=details)
 
 
 def register_converted(session: Session, settings: Settings, converted: list[Converted], metadata: dict,
@@ -260,7 +268,8 @@ def register_converted(session: Session, settings: Settings, converted: list[Con
         for item in converted:
             registration = rasters.register_upload(
                 session, settings=settings, upload=item.writer, filename=item.filename,
-                title=Path(item.filename).stem, metadata={**metadata, "netcdf": item.details}, source="csw",
+                title=Path(item.filename).stem, metadata={**metadata, **item.metadata, "netcdf": item.details},
+                source="csw",
                 description=item.description,
             )
             if registration.created:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -66,6 +66,23 @@ class ToolOutcome(BaseModel):
     artifact: Path | None = None
 
 
+class ChildRuns(Protocol):
+    """Flow runs of child tasks, for a tool that fans out (``Tool.fans_out``): its flow gives one (Prefect) in
+    :attr:`ToolContext.children`; core code never talks to Prefect itself."""
+
+    def start(self, task_id: str, tool: Tool) -> str:
+        """Start ``tool``'s deployment for child task ``task_id`` as a child of the current run; its id."""
+
+    def states(self, flow_run_ids: list[str]) -> dict[str, Any]:
+        """The current state of these flow runs (:class:`~georeg.core.tasks.lifecycle.RunState` by id)."""
+
+    def cancel(self, flow_run_id: str) -> None:
+        """Cancel a flow run that has not finished."""
+
+    def cancelling(self) -> bool:
+        """Whether the current (parent) run is being cancelled."""
+
+
 @dataclass
 class ToolContext:
     """Everything a tool needs: where the dataset lives, where to write, how to report progress."""
@@ -81,6 +98,7 @@ class ToolContext:
     work_dir: Path
     report: ProgressCallback
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("georeg.tasks"))
+    children: ChildRuns | None = None
 
     def progress(self, percent: float, phase: str, message: str = "") -> None:
         self.report(max(0.0, min(100.0, percent)), phase, message)
@@ -107,6 +125,7 @@ class Tool:
     artifact_extension: str | None = None
     needs_path: bool = False
     scope: ToolScope = "dataset"
+    fans_out: bool = False
 
     @property
     def deployment(self) -> str:

@@ -48,6 +48,11 @@ def active_tasks(session: Session, *, user_id: int | None = None, dataset_id: in
     return list(session.exec(query).all())
 
 
+def active_children(session: Session, *, parent_task_id: str) -> list[Task]:
+    """Active (as cached) tasks started by a fan-out task (``parameters.parent_task_id``)."""
+    return [task for task in active_tasks(session) if (task.parameters or {}).get("parent_task_id") == parent_task_id]
+
+
 def artifact_bytes_since(session: Session, *, org_id: int, since: datetime) -> int:
     total = session.exec(
         select(func.coalesce(func.sum(Task.artifact_bytes), 0)).where(Task.org_id == org_id, Task.created_at >= since)

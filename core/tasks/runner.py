@@ -16,7 +16,7 @@ from georeg.core.errors import GeoregError, NotFound
 from georeg.core.models import Dataset, Organization, Task
 from georeg.core.storage import dataset_dir, sha256_file
 from georeg.core.tasks.lifecycle import artifact_dir, new_task, validated_parameters
-from georeg.core.tasks.model import TaskState, Tool, ToolContext
+from georeg.core.tasks.model import ChildRuns, TaskState, Tool, ToolContext
 from georeg.core.timeutil import utcnow
 
 
@@ -31,8 +31,10 @@ def _update(engine: Engine, task_id: str, **fields: object) -> None:
         session.commit()
 
 
-def execute_task(settings: Settings, engine: Engine, *, task_id: str, tool: Tool, logger: logging.Logger) -> dict:
-    """Run ``tool`` for task ``task_id``; record progress, result and artifact on the task row.
+def execute_task(settings: Settings, engine: Engine, *, task_id: str, tool: Tool, logger: logging.Logger,
+                 children: ChildRuns | None = None) -> dict:
+    """Run ``tool`` for task ``task_id``; record progress, result and artifact on the task row (``children``:
+    how a tool that fans out starts child runs).
 
     Errors are recorded on the row and re-raised so that the flow run ends Failed.
     """
@@ -67,7 +69,7 @@ def execute_task(settings: Settings, engine: Engine, *, task_id: str, tool: Tool
     context = ToolContext(
         task_id=task_id, settings=settings, engine=engine, org_slug=org.slug, dataset_id=dataset.id,
         dataset_slug=dataset.slug, dataset_root=dataset_dir(settings.storage_dir, org.slug, dataset.slug),
-        path=task.path, work_dir=work_dir, report=report, logger=logger,
+        path=task.path, work_dir=work_dir, report=report, logger=logger, children=children,
     )
     try:
         outcome = tool.run(context, params)
