@@ -58,7 +58,7 @@ def select_variables(infos: list[VariableInfo], requested: list[str] | None, def
             info = by_name[name]
             why = f": {info.problem}" if info.problem else ""
             raise InvalidInput(f"variable {name!r} ({info.role}, dimensions {info.dimensions}) is not a georeferenced "
-                               f"grid that can be written as a GeoTIFF{why}", code="variable_not_gridded",
+                               f"2-D or 3-D grid{why}", code="variable_not_gridded",
                                details={"available": gridded})
     if requested:
         return requested
