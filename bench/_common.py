@@ -139,3 +139,18 @@ def upload_file(base_url: str, token: str, url_path: str, path: Path, *, fields:
         return json.loads(body)
     finally:
         connection.close()
+
+
+def status_kb(field: str) -> int:
+    """A field of /proc/self/status in kB (``VmRSS``, ``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def reset_peak_rss() -> int:
+    """Reset the process's peak RSS (VmHWM) to its current RSS and return that, in kB. (``ru_maxrss`` would
+    not do: Linux carries it across the exec of a spawned process, from the parent's fork.)"""
+    Path("/proc/self/clear_refs").write_text("5")
+    return status_kb("VmRSS")

@@ -27,23 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
-from bench._common import env_int, scratch_dir
+from bench._common import env_int, reset_peak_rss, scratch_dir, status_kb
 
 WIDTH, HEIGHT, RESOLUTION = 2000, 1000, 1.0
 SIDES = ("reference", "georeg", "georeg_in_memory")
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak_rss() -> int:
-    """Reset the peak RSS (VmHWM) to the current RSS and return that, in kB."""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_kb("VmRSS")
 
 
 def write_points(work: Path, count: int) -> tuple[Path, Path]:
@@ -79,7 +68,7 @@ def _measure(side: str, las_path: str, npy_path: str, output: str) -> dict:
     from georeg.core.pointclouds.service import grid_points
 
     points = np.load(npy_path) if side != "georeg" else None
-    baseline = _reset_peak_rss()
+    baseline = reset_peak_rss()
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     if side == "georeg":
@@ -101,7 +90,7 @@ def _measure(side: str, las_path: str, npy_path: str, output: str) -> dict:
             grid = np.where(counts > 0, sums / counts, -9999.0).astype(np.float32)[::-1]  # north up
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
-    peak = _status_kb("VmHWM")
+    peak = status_kb("VmHWM")
     np.save(output, grid)
     return {"seconds": seconds, "cpu_seconds": (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime),
             "peak_mb": (peak - baseline) / 1024, "rss_mb": peak / 1024}

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench._common import env_int
+from bench._common import env_int, reset_peak_rss, status_kb
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BENCH_ROOT = PROJECT_ROOT / ".bench"
@@ -123,7 +123,7 @@ def _measure(side: str, family: str, safe: str, destination: str) -> dict:
 
     import georeg.core.sentinel  # noqa: F401
 
-    baseline = _reset_peak_rss()
+    baseline = reset_peak_rss()
     before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     if side == "georeg":
@@ -133,22 +133,10 @@ def _measure(side: str, family: str, safe: str, destination: str) -> dict:
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-    peak = _status_kb("VmHWM")
+    peak = status_kb("VmHWM")
     return {"seconds": seconds, "cpu_seconds": cpu, "peak_mb": (peak - baseline) / 1024, "rss_mb": peak / 1024}
 
 
-def _status_kb(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"no {field} in /proc/self/status")
-
-
-def _reset_peak_rss() -> int:
-    """Reset the process's peak RSS (VmHWM) to its current RSS and return that, in kB. (``ru_maxrss`` would
-    not do: Linux carries it across the exec of a spawned process, from the parent's fork.)"""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_kb("VmRSS")
 
 
 def _in_fresh_process(*args: str) -> dict:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from sqlmodel import Session
@@ -43,3 +43,14 @@ def required_path(context: ToolContext) -> str:
     if not context.path:
         raise InvalidInput("this tool needs the 'path' of an entry", code="path_required")
     return context.path
+
+
+def converting_progress(context: ToolContext, identifier: str, what: str) -> Callable[..., None]:
+    """A progress callback for the NetCDF conversions: reports every phase and logs each ``what`` written."""
+
+    def progress(percent: float, phase: str, message: str = "") -> None:
+        context.progress(percent, phase, message)
+        if phase == "converting":
+            context.logger.info("%s: %s %s written", identifier, what, message)
+
+    return progress

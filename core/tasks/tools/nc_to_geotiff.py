@@ -12,6 +12,7 @@ from georeg.core.catalog.csw import CswRecord
 from georeg.core.catalog.hyspex import VARIANTS, Variant, ingest_hyspex
 from georeg.core.models import Permission
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
+from georeg.core.tasks.tools.common import converting_progress
 
 
 class NcToGeotiffParams(BaseModel):
@@ -33,11 +34,7 @@ class NcToGeotiffParams(BaseModel):
 
 
 def run_nc_to_geotiff(context: ToolContext, params: NcToGeotiffParams) -> ToolOutcome:
-    def progress(percent: float, phase: str, message: str = "") -> None:
-        context.progress(percent, phase, message)
-        if phase == "converting":
-            context.logger.info("%s: variant %s written", params.record.identifier, message)
-
+    progress = converting_progress(context, params.record.identifier, "variant")
     with Session(context.engine, expire_on_commit=False) as session:
         result = ingest_hyspex(session, settings=context.settings, record=params.record, variants=params.variants,
                                url=params.url, endpoint=params.endpoint, report=progress)

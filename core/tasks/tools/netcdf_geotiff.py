@@ -13,6 +13,7 @@ from georeg.core.catalog.netcdf_ingest import ingest_netcdf
 from georeg.core.models import Permission
 from georeg.core.netcdf.to_geotiff import MAX_VARIABLES
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
+from georeg.core.tasks.tools.common import converting_progress
 
 
 class NetcdfGeotiffParams(BaseModel):
@@ -30,11 +31,7 @@ class NetcdfGeotiffParams(BaseModel):
 
 
 def run_netcdf_geotiff(context: ToolContext, params: NetcdfGeotiffParams) -> ToolOutcome:
-    def progress(percent: float, phase: str, message: str = "") -> None:
-        context.progress(percent, phase, message)
-        if phase == "converting":
-            context.logger.info("%s: variable %s written", params.record.identifier, message)
-
+    progress = converting_progress(context, params.record.identifier, "variable")
     with Session(context.engine, expire_on_commit=False) as session:
         result = ingest_netcdf(session, settings=context.settings, record=params.record, url=params.url,
                                variables=params.variables, time_index=params.time_index, endpoint=params.endpoint,
