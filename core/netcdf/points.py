@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 
 from georeg.core.config import Settings
-from georeg.core.errors import GeoregError, InvalidInput, NotFound, PayloadTooLarge
+from georeg.core.errors import GeoregError, InvalidInput, NotFound, PayloadTooLarge, UpstreamError
 from georeg.core.fetch import check_host, host_allowed
 from georeg.core.models import Raster
 from georeg.core.netcdf.georef import (
@@ -484,14 +484,18 @@ def open_location(settings: Settings, location: str | Path) -> Iterator[NetcdfSo
         scheme = urlsplit(location).scheme.lower()
         if scheme in ("http", "https"):
             check_host(location, settings.download_hosts)
-            with open_netcdf(settings, location) as source:
-                yield source
-            return
-        if scheme:
+        elif scheme:
             raise InvalidInput(f"URL scheme {scheme!r} is not supported: give an http(s) OPeNDAP or NetCDF URL, or a "
                                "path under the mounted roots", code="unsupported_url")
-        location = resolve_mounted(settings, location)
-    with open_netcdf(settings, location) as source:
+        else:
+            location = resolve_mounted(settings, location)
+    with ExitStack() as stack:
+        try:
+            source = stack.enter_context(open_netcdf(settings, location))
+        except UpstreamError as exc:
+            if (exc.details or {}).get("status") in (404, 410):
+                raise NotFound(f"no OPeNDAP dataset or NetCDF file at {location}", code="source_not_found") from exc
+            raise
         yield source
 
 

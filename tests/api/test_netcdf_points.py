@@ -137,6 +137,9 @@ def test_hostile_requests_on_the_real_server(nc_client, opendap_server):
     unknown = assert_error(nc_client.post("/datasets/query-point", json={
         "url": opendap_server.dap_url("latlon"), "lon": 5, "lat": 70, "variables": ["nope"]}), 400, "unknown_variable")
     assert "t2m" in unknown["error"] or "t2m" in str(unknown.get("details"))
+    missing = nc_client.post("/datasets/query-point", json={"url": opendap_server.file_url("nothing/x.zip"),
+                                                            "lon": 5, "lat": 70})
+    assert_error(missing, 404, "source_not_found")
     many = [{"lon": 5, "lat": 70}] * 2001
     assert_error(nc_client.post("/datasets/query-points", json={"url": opendap_server.dap_url("latlon"),
                                                                "points": many}), 413, "too_many_points")

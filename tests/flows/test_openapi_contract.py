@@ -52,7 +52,7 @@ include-method = "GET"
 parameters = {{ {pinned} }}
 
 [[operations]]
-include-path-regex = "^/datasets/(nbs-|sentinel-csw|csw)"
+include-path-regex = "^/datasets/(nbs-|sentinel-csw|csw|query-point|[^/]+/query-point)"
 checks = {{ not_a_server_error = {{ expected-statuses = ["1XX", "2XX", "3XX", "4XX", "502"] }} }}
 """)
     return path
