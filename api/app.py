@@ -20,6 +20,7 @@ from georeg.api.routes import (
     datasets,
     hyspex,
     jobs,
+    meta,
     netcdf_points,
     objects,
     ogc,
@@ -89,7 +90,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     )
     install_docs(app)
     install_error_handlers(app)
-    for module in (system, users, orgs, datasets, objects, tasks, jobs, csw, hyspex, netcdf_points, raster_jobs,
+    for module in (system, users, orgs, datasets, objects, meta, tasks, jobs, csw, hyspex, netcdf_points, raster_jobs,
                    pointclouds, rasters, rendering, styles, ogc):
         app.include_router(module.router)
     return app

@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -152,6 +152,26 @@ class Entry(SQLModel, table=True):
     footprint: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     crs: str | None = None
     bounds: list[float] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+
+
+class DatasetMeta(SQLModel, table=True):
+    """A metadata value of a dataset (``path`` "") or of one of its entries (``path`` the entry's path).
+
+    Keys ending in ``s`` are plural (a list of values), any other key holds one value; ``data`` is any JSON
+    value. The values of an entry follow it when it moves and go with it when it is deleted (``core.registry
+    .entries``); a dataset's go with the dataset (foreign key cascade)."""
+
+    __tablename__ = "dataset_meta"
+    __table_args__ = (Index("ix_dataset_meta_lookup", "dataset_id", "path", "key"),)
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    dataset_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False)
+    )
+    path: str = Field(default="", max_length=1024)
+    key: str = Field(max_length=128)
+    data: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    mtime: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class Task(SQLModel, table=True):

@@ -205,7 +205,10 @@ def delete_raster(session: Session, settings: Settings, raster: Raster, *, terra
     entry = session.get(Entry, raster.entry_id)
     owned_file = raster_file(session, settings, raster) if raster.owned and not raster.source_path else None
     public_id, sha256 = raster.public_id, raster.sha256
-    session.delete(entry if entry is not None else raster)
+    if entry is not None:
+        entry_repo.delete_entry(session, entry=entry)  # the raster row goes by cascade, the entry's metadata too
+    else:
+        session.delete(raster)
     session.flush()
     if entry is not None:
         _drop_empty_folder(session, entry)
@@ -228,7 +231,7 @@ def _drop_empty_folder(session: Session, entry: Entry) -> None:
     dataset = session.get(Dataset, entry.dataset_id)
     remaining = entry_repo.subtree(session, dataset=dataset, path=folder)
     if len(remaining) == 1 and remaining[0].type == EntryType.directory.value:
-        session.delete(remaining[0])
+        entry_repo.delete_entry(session, entry=remaining[0])
 
 
 def duplicates(session: Session, *, by: str) -> Duplicates:

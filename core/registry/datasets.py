@@ -8,7 +8,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from georeg.core.errors import Conflict, NotFound
-from georeg.core.models import Dataset, Entry, EntryType, Organization, Visibility
+from georeg.core.models import Dataset, DatasetMeta, Entry, EntryType, Organization, Visibility
 from georeg.core.registry.schemas import DatasetPublic, DatasetStamp, DatasetUpdate
 from georeg.core.slugs import validate_slug
 from georeg.core.timeutil import utcnow
@@ -81,19 +81,20 @@ def dataset_totals(session: Session, *, dataset: Dataset) -> tuple[int, int]:
 
 
 def dataset_stamp(session: Session, *, dataset: Dataset) -> DatasetStamp:
-    """A checksum over the dataset's entries (path, hash, size), stable under reordering."""
+    """DroneDB's stamp: every entry's hash ('' for folders) by path and every metadata id ascending; the checksum is
+    the sha256 of each entry's path then hash, in path order, followed by each metadata id in ascending order."""
     digest = hashlib.sha256()
-    entries = session.exec(
-        select(Entry.path, Entry.sha256, Entry.size, Entry.type)
-        .where(Entry.dataset_id == dataset.id)
-        .order_by(Entry.path)
-    ).all()
-    files = {}
-    for path, sha, size, kind in entries:
-        digest.update(f"{path}\0{kind}\0{sha or ''}\0{size}\n".encode())
-        if kind != EntryType.directory.value:
-            files[path] = sha
-    return DatasetStamp(checksum=digest.hexdigest(), entries=files, meta=dataset.meta)
+    rows = session.exec(select(Entry.path, Entry.sha256).where(Entry.dataset_id == dataset.id)).all()
+    entries = {path: sha or "" for path, sha in rows}
+    # sorted in Python (code points): the databases' collations need not agree on the order of paths and ids
+    for path in sorted(entries):
+        digest.update(path.encode())
+        digest.update(entries[path].encode())
+    meta_ids = sorted(session.exec(select(DatasetMeta.id).where(DatasetMeta.dataset_id == dataset.id)).all())
+    for meta_id in meta_ids:
+        digest.update(meta_id.encode())
+    return DatasetStamp(checksum=digest.hexdigest(), entries={path: entries[path] for path in sorted(entries)},
+                        meta=meta_ids)
 
 
 def dataset_public(session: Session, *, org: Organization, dataset: Dataset) -> DatasetPublic:

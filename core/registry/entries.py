@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import or_
+from sqlalchemy import delete, or_
 from sqlmodel import Session, select
 
 from georeg.core.errors import Conflict, InvalidPath, NotFound
-from georeg.core.models import Dataset, Entry, EntryType
+from georeg.core.models import Dataset, DatasetMeta, Entry, EntryType
 from georeg.core.storage import parent_paths
 from georeg.core.timeutil import utcnow
 
 
 def _subtree(dataset: Dataset, path: str):  # noqa: ANN202
-    return select(Entry).where(
-        Entry.dataset_id == dataset.id, or_(Entry.path == path, Entry.path.startswith(f"{path}/", autoescape=True))
-    )
+    return select(Entry).where(Entry.dataset_id == dataset.id, _under(Entry.path, path))
+
+
+def _under(column, path: str):  # noqa: ANN001, ANN202
+    """``column`` is ``path`` or a path below it."""
+    return or_(column == path, column.startswith(f"{path}/", autoescape=True))
 
 
 def find_entry(session: Session, *, dataset: Dataset, path: str) -> Entry | None:
@@ -89,10 +92,19 @@ def all_files(session: Session, *, dataset: Dataset) -> list[Entry]:
     )
 
 
+def delete_entry(session: Session, *, entry: Entry) -> None:
+    """Delete one entry row and the metadata of its path."""
+    session.execute(delete(DatasetMeta).where(DatasetMeta.dataset_id == entry.dataset_id,
+                                              DatasetMeta.path == entry.path))
+    session.delete(entry)
+
+
 def delete_subtree(session: Session, *, dataset: Dataset, path: str) -> list[Entry]:
+    """Delete the entry at ``path``, everything below it, and their metadata."""
     entries = subtree(session, dataset=dataset, path=path)
     if not entries:
         raise NotFound(f"no entry at {path!r}", code="entry_not_found")
+    session.execute(delete(DatasetMeta).where(DatasetMeta.dataset_id == dataset.id, _under(DatasetMeta.path, path)))
     for entry in entries:
         session.delete(entry)
     session.flush()
@@ -100,7 +112,8 @@ def delete_subtree(session: Session, *, dataset: Dataset, path: str) -> list[Ent
 
 
 def move_subtree(session: Session, *, dataset: Dataset, source: str, destination: str) -> list[Entry]:
-    """Rename ``source`` (file or directory) to ``destination``; refuses to overwrite."""
+    """Rename ``source`` (file or directory) to ``destination``, with everything below it and their metadata;
+    refuses to overwrite."""
     if destination == source or destination.startswith(f"{source}/"):
         raise InvalidPath("cannot move an entry into itself")
     entries = subtree(session, dataset=dataset, path=source)
@@ -113,5 +126,9 @@ def move_subtree(session: Session, *, dataset: Dataset, source: str, destination
         entry.path = destination + entry.path[len(source) :]
         entry.mtime = utcnow()
         session.add(entry)
+    for meta in session.exec(select(DatasetMeta).where(DatasetMeta.dataset_id == dataset.id,
+                                                       _under(DatasetMeta.path, source))).all():
+        meta.path = destination + meta.path[len(source) :]
+        session.add(meta)
     session.flush()
     return entries

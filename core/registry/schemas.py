@@ -205,11 +205,12 @@ class ChattrRequest(CamelModel):
 
 
 class DatasetStamp(CamelModel):
-    """A checksum over the dataset's entries (path, hash, size), stable under reordering."""
+    """What a sync client compares: every entry's hash and every metadata id, with a checksum over both."""
 
-    checksum: str
-    entries: dict[str, str | None] = Field(description="file path -> sha256")
-    meta: dict[str, Any]
+    checksum: str = Field(description="sha256 over each entry's path then hash (entries by path, folders with an "
+                                      "empty hash), then each metadata id in ascending order")
+    entries: dict[str, str] = Field(description="entry path -> sha256 ('' for a folder), by path")
+    meta: list[str] = Field(description="the ids of the dataset's metadata values (its entries' included), ascending")
 
 
 # --- entries -----------------------------------------------------------------------------------------------------
@@ -249,3 +250,27 @@ class SearchBody(CamelModel):
 
 class Removed(CamelModel):
     removed: int
+
+
+# --- metadata ----------------------------------------------------------------------------------------------------
+
+
+class MetaValue(CamelModel):
+    """One metadata value: a singular key has one, a plural key (ending in 's') a list of them."""
+
+    id: str
+    data: Any = Field(description="any JSON value")
+    mtime: UtcDateTime
+
+
+class MetaRecord(MetaValue):
+    """A metadata value with where it belongs (``path`` "" is the dataset itself) and its key."""
+
+    path: str
+    key: str
+
+
+class MetaKeyCount(CamelModel):
+    key: str
+    path: str
+    count: int

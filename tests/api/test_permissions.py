@@ -3,14 +3,16 @@
 The world, built through the API: user ``owner`` owns the private organization ``acme``;
 ``reader``/``writer``/``orgadmin`` are members with read/write/admin; ``outsider`` is an authenticated
 user with no membership; ``sysadmin`` is the built-in administrator; ``anonymous`` sends no token.
-``acme`` holds one dataset per visibility (``pub``, ``unl``, ``priv``), each with the file ``a.txt``.
+``acme`` holds one dataset per visibility (``pub``, ``unl``, ``priv``), each with the file ``a.txt`` and the
+metadata ``name``.
 ``pubco`` is a public organization of ``owner`` with the same three (empty) datasets.
 
 Speed: one app and database per backend for the whole module (its own database, so the per-test
 truncation of the shared ``client`` fixture never touches it), the users created once, and an
 organization rebuilt only when a test may have changed it. A test that sends a mutating request marks
 the organization dirty first; a denied request clears the mark only after proving, from an admin's
-snapshot (organization, datasets with their timestamps, every dataset's entries), that nothing changed.
+snapshot (organization, datasets with their timestamps, every dataset's entries and metadata), that nothing
+changed.
 """
 
 from __future__ import annotations
@@ -64,14 +66,16 @@ class Registry:
         return self.call("sysadmin", method, url, **kwargs)
 
     def snapshot(self, org: str) -> dict:
-        """What an admin sees of ``org``: the organization, its datasets and their entries."""
+        """What an admin sees of ``org``: the organization, its datasets, their entries and metadata."""
         response = self.admin("GET", f"/orgs/{org}")
         if response.status_code != 200:
             return {"org": response.status_code}
         datasets = _ok(self.admin("GET", f"/orgs/{org}/ds")).json()
         entries = {ds["slug"]: _ok(self.admin("GET", f"/orgs/{org}/ds/{ds['slug']}/list")).json()
                    for ds in datasets["items"]}
-        return {"org": response.json(), "datasets": datasets, "entries": entries}
+        meta = {ds["slug"]: _ok(self.admin("POST", f"/orgs/{org}/ds/{ds['slug']}/meta/dump")).json()
+                for ds in datasets["items"]}
+        return {"org": response.json(), "datasets": datasets, "entries": entries, "meta": meta}
 
     def assert_unchanged(self, org: str) -> None:
         assert self.snapshot(org) == self.pristine[org]
@@ -90,6 +94,7 @@ class Registry:
             for slug in VISIBILITIES.values():
                 _ok(self.client.post(f"/orgs/{org}/ds/{slug}/obj", files={"file": ("a.txt", b"hello")},
                                      data={"path": "a.txt"}, headers=owner), 201)
+                _ok(self.client.post(f"/orgs/{org}/ds/{slug}/meta/name/set", json="n", headers=owner))
         snapshot = self.snapshot(org)
         assert sorted(snapshot["entries"]) == ["priv", "pub", "unl"]
         assert all([e["path"] for e in entries] == ([] if public else ["a.txt"])
@@ -157,13 +162,16 @@ def _dataset_status(role: str, visibility: str, *, need: str, success: int) -> i
 
 
 READ_ROUTES = {
-    # name: url suffix after /orgs/acme/ds/{ds} (all GET)
+    # name: url suffix after /orgs/acme/ds/{ds} (GET), or (method, url suffix, request kwargs)
     "get_ds": "",
     "ex": "/ex",
     "stamp": "/stamp",
     "list": "/list",
     "get_obj": "/obj?path=a.txt",
     "download": "/download?path=a.txt",
+    "meta_list": "/meta/list",
+    "meta_get": "/meta/name",
+    "meta_dump": ("POST", "/meta/dump", {}),
 }
 
 WRITE_ROUTES = {
@@ -172,6 +180,9 @@ WRITE_ROUTES = {
     "move": ("PUT", "/obj", {"json": {"source": "a.txt", "dest": "c.txt"}}, 200),
     "delete_obj": ("DELETE", "/obj?path=a.txt", {}, 200),
     "update_ds": ("PUT", "", {"json": {"description": "x"}}, 200),
+    "meta_add": ("POST", "/meta/tags", {"json": "x"}, 200),
+    "meta_set": ("POST", "/meta/name/set", {"json": "y"}, 200),
+    "meta_delete": ("DELETE", "/meta/name", {}, 200),
 }
 
 ADMIN_ROUTES = {
@@ -196,7 +207,9 @@ def _dataset_cases(group: str, routes: dict, need: str) -> list:
 @pytest.mark.parametrize(("route", "visibility", "role", "expected"), _dataset_cases("read", READ_ROUTES, "read"))
 def test_read_routes(world: Registry, route: str, visibility: str, role: str, expected: int) -> None:
     ds = VISIBILITIES[visibility]
-    response = world.call(role, "GET", f"/orgs/{ORG}/ds/{ds}{READ_ROUTES[route]}")
+    spec = READ_ROUTES[route]
+    method, suffix, kwargs = ("GET", spec, {}) if isinstance(spec, str) else spec
+    response = world.call(role, method, f"/orgs/{ORG}/ds/{ds}{suffix}", **kwargs)
     _check(response, expected)
     if expected != 200:
         return
@@ -206,6 +219,12 @@ def test_read_routes(world: Registry, route: str, visibility: str, role: str, ex
         assert [entry["path"] for entry in response.json()] == ["a.txt"]
     elif route == "get_obj":
         assert response.json()["path"] == "a.txt"
+    elif route == "meta_list":
+        assert response.json() == [{"key": "name", "path": "", "count": 1}]
+    elif route == "meta_get":
+        assert response.json()["data"] == "n"
+    elif route == "meta_dump":
+        assert [(row["key"], row["data"]) for row in response.json()] == [("name", "n")]
     elif route == "ex":
         body = response.json()
         assert (body["slug"], body["visibility"]) == (ds, visibility)
