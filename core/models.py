@@ -174,6 +174,80 @@ class DatasetMeta(SQLModel, table=True):
     mtime: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
+class BatchKind(str, Enum):
+    share = "share"
+    push = "push"
+
+
+class BatchStatus(str, Enum):
+    running = "running"
+    committed = "committed"
+    rolledback = "rolledback"
+
+
+class UploadBatch(SQLModel, table=True):
+    """A share or push session on one dataset: its token, owner, state and (push) the delta agreed at init.
+
+    ``created_dataset`` records that the batch created its dataset, so a rollback removes the dataset only then;
+    ``last_activity_at`` is what the stale-batch cleanup compares with ``GEOREG_UPLOAD_BATCH_TIMEOUT_MINUTES``."""
+
+    __tablename__ = "upload_batches"
+    __table_args__ = (Index("ix_upload_batches_dataset", "dataset_id", "started_at"),
+                      Index("ix_upload_batches_status_activity", "status", "last_activity_at"))
+
+    token: str = Field(default_factory=_new_public_id, primary_key=True, max_length=32)
+    kind: str = Field(default=BatchKind.share.value, max_length=8)
+    dataset_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False)
+    )
+    user_id: int = Field(sa_column=Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False))
+    status: str = Field(default=BatchStatus.running.value, max_length=16)
+    created_dataset: bool = False
+    started_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    last_activity_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    state: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class BatchFile(SQLModel, table=True):
+    """A file a batch received: complete (``sha256`` set) or a chunked upload still collecting chunks.
+
+    The bytes wait in the batch's staging directory under the data dir until the batch commits."""
+
+    __tablename__ = "batch_files"
+    __table_args__ = (UniqueConstraint("batch_token", "path", name="uq_batch_file_path"),
+                      UniqueConstraint("batch_token", "file_id", name="uq_batch_file_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_token: str = Field(
+        sa_column=Column(String(32), ForeignKey("upload_batches.token", ondelete="CASCADE"), nullable=False)
+    )
+    path: str = Field(max_length=1024)
+    file_id: str | None = Field(default=None, max_length=128)
+    total_chunks: int | None = None
+    total_size: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    sha256: str | None = Field(default=None, max_length=64)
+    added_on: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
+class BatchChunk(SQLModel, table=True):
+    """One received chunk of a chunked upload (a resent chunk replaces its row and its file)."""
+
+    __tablename__ = "batch_chunks"
+    __table_args__ = (UniqueConstraint("batch_file_id", "chunk_index", name="uq_batch_chunk_index"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_file_id: int = Field(
+        sa_column=Column(Integer, ForeignKey("batch_files.id", ondelete="CASCADE"), nullable=False)
+    )
+    chunk_index: int
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    received_at: datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+
+
 class Task(SQLModel, table=True):
     """A tool invocation on a dataset; each attempt is one Prefect flow run."""
 
