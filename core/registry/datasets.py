@@ -93,7 +93,7 @@ def dataset_stamp(session: Session, *, dataset: Dataset) -> DatasetStamp:
     meta_ids = sorted(session.exec(select(DatasetMeta.id).where(DatasetMeta.dataset_id == dataset.id)).all())
     for meta_id in meta_ids:
         digest.update(meta_id.encode())
-    return DatasetStamp(checksum=digest.hexdigest(), entries={path: entries[path] for path in sorted(entries)},
+    return DatasetStamp(checksum=digest.hexdigest(), entries=[{path: entries[path]} for path in sorted(entries)],
                         meta=meta_ids)
 
 

@@ -209,7 +209,8 @@ class DatasetStamp(CamelModel):
 
     checksum: str = Field(description="sha256 over each entry's path then hash (entries by path, folders with an "
                                       "empty hash), then each metadata id in ascending order")
-    entries: dict[str, str] = Field(description="entry path -> sha256 ('' for a folder), by path")
+    entries: list[dict[str, str]] = Field(description="one ``{path: sha256}`` object per entry ('' for a folder), "
+                                                      "in path order (DroneDB's shape)")
     meta: list[str] = Field(description="the ids of the dataset's metadata values (its entries' included), ascending")
 
 

@@ -304,11 +304,13 @@ def test_access_rules(client, ds, make_user):
     assert [row["data"] for row in _dump(client, ds)] == ["mine"]
 
 
-def _checksum(entries: dict[str, str], meta_ids: list[str]) -> str:
+def _checksum(entries: list[dict[str, str]], meta_ids: list[str]) -> str:
     digest = hashlib.sha256()
-    for path in sorted(entries):
+    pairs = [pair for entry in entries for pair in entry.items()]
+    assert [path for path, _ in pairs] == sorted(path for path, _ in pairs)
+    for path, sha in pairs:
         digest.update(path.encode())
-        digest.update(entries[path].encode())
+        digest.update(sha.encode())
     for meta_id in sorted(meta_ids):
         digest.update(meta_id.encode())
     return digest.hexdigest()

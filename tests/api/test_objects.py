@@ -107,7 +107,7 @@ def test_replacing_a_file_updates_hash(client, ds):
     second = upload_object(client, ds, "f.txt", b"new!").json()
     assert first["id"] == second["id"] and first["hash"] != second["hash"] and second["size"] == 4
     stamp = client.get("/orgs/admin/ds/d/stamp", headers=ds).json()
-    assert stamp["entries"] == {"f.txt": second["hash"]}
+    assert stamp["entries"] == [{"f.txt": second["hash"]}]
 
 
 TRAVERSAL = ["../escape.txt", "a/../../escape.txt", "/etc/passwd", "..\\escape.txt", "a\x00b.txt", "C:/x.txt", "..",

@@ -49,7 +49,7 @@ def test_dataset_lifecycle(client, admin_headers, settings):
     assert info["permissions"] == {"canRead": True, "canWrite": True, "canDelete": True}
     assert [e["path"] for e in client.get("/orgs/admin/ds/survey", headers=admin_headers).json()] == ["a.txt"]
     stamp = client.get("/orgs/admin/ds/survey/stamp", headers=admin_headers).json()
-    assert len(stamp["checksum"]) == 64 and list(stamp["entries"]) == ["a.txt"] and stamp["meta"] == []
+    assert len(stamp["checksum"]) == 64 and [list(e) for e in stamp["entries"]] == [["a.txt"]] and stamp["meta"] == []
 
     renamed = client.post("/orgs/admin/ds/survey/rename", json={"slug": "survey-2026"}, headers=admin_headers)
     assert renamed.status_code == 200 and renamed.json()["slug"] == "survey-2026"
