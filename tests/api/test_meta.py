@@ -320,7 +320,7 @@ def test_stamp_lists_meta_ids_and_its_checksum_covers_them(client, ds):
     a = upload_object(client, ds, "a.txt", b"a").json()
     b = upload_object(client, ds, "dir/b.txt", b"b").json()
     empty = _ok(client.get(f"{BASE}/stamp", headers=ds))
-    assert empty["entries"] == {"a.txt": a["hash"], "dir": "", "dir/b.txt": b["hash"]}
+    assert empty["entries"] == [{"a.txt": a["hash"]}, {"dir": ""}, {"dir/b.txt": b["hash"]}]
     assert empty["meta"] == [] and empty["checksum"] == _checksum(empty["entries"], [])
 
     ids = [_set(client, ds, "name", "n")["id"], _add(client, ds, "tags", 1, path="dir")["id"],
