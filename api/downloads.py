@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fastapi.responses import FileResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from georeg.core.storage import CHUNK_SIZE
 
@@ -58,9 +59,12 @@ def file_response(path: Path, *, filename: str, media_type: str | None = None) -
     return LargeChunkFileResponse(path, filename=filename, media_type=media_type, content_disposition_type="attachment")
 
 
-def zip_response(files: list[tuple[str, Path]], *, filename: str) -> StreamingResponse:
+def zip_response(files: list[tuple[str, Path]], *, filename: str,
+                 background: BackgroundTask | None = None) -> StreamingResponse:
+    """A zip stream of ``files``; ``background`` runs once it is sent (or the client went away)."""
     return StreamingResponse(
         zip_stream(files),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        background=background,
     )

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from fastapi import APIRouter, Response, status
+from fastapi.responses import StreamingResponse
+from starlette.background import BackgroundTask
 
 from georeg.api.deps import (
     ActorDep,
@@ -15,11 +20,12 @@ from georeg.api.deps import (
     WritableDataset,
     WritableOrg,
 )
+from georeg.api.downloads import zip_response
 from georeg.api.schemas import AUTH_ERRORS, COMMON_ERRORS, errors
 from georeg.core.models import Permission
 from georeg.core.registry import datasets as dataset_repo
+from georeg.core.registry import ddb_index, objects
 from georeg.core.registry import entries as entry_repo
-from georeg.core.registry import objects
 from georeg.core.registry.access import check_dataset, org_permission
 from georeg.core.registry.schemas import (
     ChattrRequest,
@@ -33,6 +39,7 @@ from georeg.core.registry.schemas import (
     EntryPublic,
     RenameRequest,
 )
+from georeg.core.storage import remove_tree
 
 router = APIRouter(prefix="/orgs/{orgSlug}/ds", tags=["datasets"], responses={**COMMON_ERRORS, **AUTH_ERRORS})
 
@@ -73,6 +80,22 @@ def get_dataset_info(access: ReadableDataset, session: SessionDep) -> DatasetInf
 @router.get("/{dsSlug}/stamp")
 def get_dataset_stamp(access: ReadableDataset, session: SessionDep) -> DatasetStamp:
     return dataset_repo.dataset_stamp(session, dataset=access.dataset)
+
+
+@router.get("/{dsSlug}/ddb", response_class=StreamingResponse, response_model=None,
+            responses={200: {"content": {"application/zip": {}},
+                             "description": "``{org}-{ds}-ddb.zip``: index.sqlite and stamp.json"}})
+def download_index(access: ReadableDataset, session: SessionDep, settings: SettingsDep) -> StreamingResponse:
+    """The dataset index (DroneDB's ``.ddb``): ``index.sqlite`` with tables ``entries(path, hash, type, size, mtime,
+    properties)`` and ``entries_meta(id, path, key, data, mtime)``, and ``stamp.json``, in a zip."""
+    directory = Path(tempfile.mkdtemp(prefix="ddb-", dir=settings.tmp_dir))
+    try:
+        files = ddb_index.write_index(session, dataset=access.dataset, directory=directory)
+    except BaseException:
+        remove_tree(directory)
+        raise
+    return zip_response(files, filename=f"{access.org.slug}-{access.dataset.slug}-ddb.zip",
+                        background=BackgroundTask(remove_tree, directory))
 
 
 @router.put("/{dsSlug}")

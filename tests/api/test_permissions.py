@@ -166,6 +166,7 @@ READ_ROUTES = {
     "get_ds": "",
     "ex": "/ex",
     "stamp": "/stamp",
+    "ddb": "/ddb",
     "list": "/list",
     "get_obj": "/obj?path=a.txt",
     "download": "/download?path=a.txt",
