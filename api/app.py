@@ -29,6 +29,7 @@ from georeg.api.routes import (
     raster_jobs,
     rasters,
     rendering,
+    stac,
     styles,
     system,
     tasks,
@@ -91,6 +92,6 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     install_docs(app)
     install_error_handlers(app)
     for module in (system, users, orgs, datasets, objects, meta, tasks, jobs, csw, hyspex, netcdf_points, raster_jobs,
-                   pointclouds, rasters, rendering, styles, ogc):
+                   pointclouds, rasters, rendering, styles, ogc, stac):
         app.include_router(module.router)
     return app

@@ -167,6 +167,7 @@ READ_ROUTES = {
     "ex": "/ex",
     "stamp": "/stamp",
     "ddb": "/ddb",
+    "stac": "/stac",
     "list": "/list",
     "get_obj": "/obj?path=a.txt",
     "download": "/download?path=a.txt",
