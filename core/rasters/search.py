@@ -57,7 +57,7 @@ def check_bbox(minx: float, miny: float, maxx: float, maxy: float) -> tuple[floa
     return minx, miny, maxx, maxy
 
 
-def _bbox_filter(minx: float, miny: float, maxx: float, maxy: float) -> ColumnElement[bool]:
+def bbox_filter(minx: float, miny: float, maxx: float, maxy: float) -> ColumnElement[bool]:
     """Intersection with a WGS84 box; rasters and boxes with minx > maxx cross the antimeridian."""
     y_overlap = and_(Raster.miny <= maxy, Raster.maxy >= miny)
     raster_normal, raster_crossing = Raster.minx <= Raster.maxx, Raster.minx > Raster.maxx
@@ -105,7 +105,7 @@ def search_rasters(session: Session, query: RasterQuery) -> tuple[list[Raster], 
     if source:
         filters.append(Raster.source == source)
     if bbox:
-        filters.append(_bbox_filter(*parse_bbox(bbox)))
+        filters.append(bbox_filter(*parse_bbox(bbox)))
     if start:
         filters.append(Raster.acquired_at >= start)
     if end:

@@ -10,6 +10,7 @@ of the previous page (``e<entry id>`` or ``r<raster id>``), so a walk through ``
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -17,11 +18,12 @@ from urllib.parse import quote
 
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import func, or_
+from sqlalchemy import case, func, or_
 from sqlmodel import Session, select
 
 from georeg.core.errors import InvalidInput, NotFound
 from georeg.core.models import Dataset, Entry, EntryType, Organization, OrgMember, Permission, Raster, Visibility
+from georeg.core.rasters.search import bbox_filter
 from georeg.core.registry.access import load_dataset
 from georeg.core.registry.actor import Actor, require_user
 from georeg.core.timeutil import as_utc
@@ -29,7 +31,10 @@ from georeg.core.timeutil import as_utc
 RASTERS_COLLECTION = "rasters"
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 10
-_BATCH = 500
+MAX_BATCH = 1000
+EXTENT_TTL_SECONDS = 60.0
+EXTENT_CACHE_SIZE = 10_000
+_extent_cache: dict[tuple, tuple[float, tuple[list[list[float]], list[datetime]]]] = {}
 _TOKEN = re.compile(r"^([er])([0-9]{1,18})$")
 
 
@@ -242,8 +247,26 @@ def _raster_record(raster: Raster, entry: Entry, data_href: str) -> ItemRecord |
         size=raster.size, thumbnail_href=f"/datasets/{raster.public_id}/thumbnail.png", token=f"r{raster.id}")
 
 
+def _growing(first: int) -> Iterator[int]:
+    """Batch sizes: a page's worth first (most pages fill from it), then doubling up to ``MAX_BATCH``."""
+    size = max(first, 16)
+    while True:
+        yield size
+        size = min(size * 2, MAX_BATCH)
+
+
+def _spatial_prefilter(filters: ItemFilter) -> tuple[float, float, float, float] | None:
+    """The box the indexed columns are filtered by: ``bbox``, or the envelope of ``intersects``."""
+    if filters.bbox is not None:
+        return filters.bbox
+    if filters.intersects is not None:
+        minx, miny, maxx, maxy = filters.intersects.bounds
+        return max(minx, -180.0), max(miny, -90.0), min(maxx, 180.0), min(maxy, 90.0)
+    return None
+
+
 def _entry_batches(session: Session, collections: list[CollectionRef], filters: ItemFilter,
-                   after: int) -> Iterator[ItemRecord]:
+                   after: int, first: int = MAX_BATCH) -> Iterator[ItemRecord]:
     by_dataset = {ref.dataset.id: ref for ref in collections if ref.dataset is not None}
     if not by_dataset:
         return
@@ -257,18 +280,21 @@ def _entry_batches(session: Session, collections: list[CollectionRef], filters: 
         statement = statement.where(when >= filters.start)
     if filters.end is not None:
         statement = statement.where(when <= filters.end)
-    while True:
-        rows = session.exec(statement.where(Entry.id > after).limit(_BATCH)).all()
+    prefilter = _spatial_prefilter(filters)
+    if prefilter is not None:  # entries of registered rasters are filtered by the raster's indexed box
+        statement = statement.where(or_(Raster.id.is_(None), bbox_filter(*prefilter)))
+    for size in _growing(first):
+        rows = session.exec(statement.where(Entry.id > after).limit(size)).all()
         for entry, raster in rows:
             record = _entry_record(by_dataset[entry.dataset_id], entry, raster)
             if record is not None and filters.accepts_geometry(record.geometry):
                 yield record
-        if len(rows) < _BATCH:
+        if len(rows) < size:
             return
         after = rows[-1][0].id
 
 
-def _raster_batches(session: Session, filters: ItemFilter, after: int) -> Iterator[ItemRecord]:
+def _raster_batches(session: Session, filters: ItemFilter, after: int, first: int) -> Iterator[ItemRecord]:
     when = func.coalesce(Raster.acquired_at, Raster.created_at)
     statement = (select(Raster, Entry, Dataset, Organization).join(Entry, Entry.id == Raster.entry_id)
                  .join(Dataset, Dataset.id == Entry.dataset_id).join(Organization, Organization.id == Dataset.org_id)
@@ -279,21 +305,16 @@ def _raster_batches(session: Session, filters: ItemFilter, after: int) -> Iterat
         statement = statement.where(when >= filters.start)
     if filters.end is not None:
         statement = statement.where(when <= filters.end)
-    if filters.bbox is not None:
-        minx, miny, maxx, maxy = filters.bbox
-        lat = (Raster.maxy >= miny) & (Raster.miny <= maxy)
-        if minx <= maxx:  # rasters crossing the antimeridian have minx > maxx and reach both edges
-            lon = or_((Raster.maxx >= minx) & (Raster.minx <= maxx), Raster.minx > Raster.maxx)
-        else:
-            lon = or_(Raster.maxx >= minx, Raster.minx <= maxx, Raster.minx > Raster.maxx)
-        statement = statement.where(lat, lon)
-    while True:
-        rows = session.exec(statement.where(Raster.id > after).limit(_BATCH)).all()
+    prefilter = _spatial_prefilter(filters)
+    if prefilter is not None:
+        statement = statement.where(bbox_filter(*prefilter))
+    for size in _growing(first):
+        rows = session.exec(statement.where(Raster.id > after).limit(size)).all()
         for raster, entry, dataset, org in rows:
             record = _raster_record(raster, entry, _download_href(org, dataset, entry.path))
             if record is not None and filters.accepts_geometry(record.geometry):
                 yield record
-        if len(rows) < _BATCH:
+        if len(rows) < size:
             return
         after = rows[-1][0].id
 
@@ -307,9 +328,10 @@ def find_items(session: Session, *, collections: list[CollectionRef], filters: I
     position = parse_token(token)
     sources = []
     if position is None or position[0] == "e":
-        sources.append(_entry_batches(session, collections, filters, position[1] if position else 0))
+        sources.append(_entry_batches(session, collections, filters, position[1] if position else 0, limit + 1))
     if any(ref.id == RASTERS_COLLECTION for ref in collections):
-        sources.append(_raster_batches(session, filters, position[1] if position and position[0] == "r" else 0))
+        sources.append(_raster_batches(session, filters, position[1] if position and position[0] == "r" else 0,
+                                       limit + 1))
     page: list[ItemRecord] = []
     for source in sources:
         for record in source:
@@ -329,17 +351,46 @@ def get_item(session: Session, *, collection: CollectionRef, item_id: str) -> It
 
 
 def collection_extent(session: Session, *, collection: CollectionRef) -> tuple[list[list[float]], list[datetime]]:
-    """The bboxes and datetimes from which a collection's extent is made: every item's for a dataset; for the
-    rasters collection, the aggregate box and time range (read from the listing index) and whether any crosses."""
-    if collection.id != RASTERS_COLLECTION:
-        records = list(_entry_batches(session, [collection], ItemFilter(), 0))
-        return [record.bbox for record in records], [record.datetime for record in records]
+    """The bboxes and datetimes a collection's extent is made from: registered rasters contribute their aggregate,
+    other georeferenced entries of a dataset their own boxes and times. Kept for ``EXTENT_TTL_SECONDS`` per version
+    of the collection (the dataset's ``updated_at``; the rasters' count, newest id and registration time), since it
+    reads every item."""
+    if collection.dataset is not None:
+        version: tuple = (collection.dataset.id, as_utc(collection.dataset.updated_at))
+    else:
+        version = tuple(session.exec(select(func.count(), func.max(Raster.id), func.max(Raster.created_at))
+                                     .select_from(Raster)).one())
+    key = (collection.id, version)
+    cached = _extent_cache.get(key)
+    if cached is not None and time.monotonic() - cached[0] < EXTENT_TTL_SECONDS:
+        return cached[1]
+    extent = _collection_extent(session, collection)
+    if len(_extent_cache) >= EXTENT_CACHE_SIZE:
+        _extent_cache.clear()
+    _extent_cache[key] = (time.monotonic(), extent)
+    return extent
+
+
+def _collection_extent(session: Session, collection: CollectionRef) -> tuple[list[list[float]], list[datetime]]:
     when = func.coalesce(Raster.acquired_at, Raster.created_at)
-    row = session.exec(select(func.min(Raster.minx), func.min(Raster.miny), func.max(Raster.maxx),
-                              func.max(Raster.maxy), func.min(when), func.max(when))
-                       .where(Raster.minx.is_not(None))).one()
-    if row[0] is None:
-        return [], []
-    crossing = session.exec(select(Raster.id).where(Raster.minx > Raster.maxx).limit(1)).first() is not None
-    bbox = [180.0, row[1], -180.0, row[3]] if crossing else [row[0], row[1], row[2], row[3]]
-    return [bbox], [as_utc(row[4]), as_utc(row[5])]
+    aggregate = (select(func.min(Raster.minx), func.min(Raster.miny), func.max(Raster.maxx), func.max(Raster.maxy),
+                        func.min(when), func.max(when), func.max(case((Raster.minx > Raster.maxx, 1), else_=0)))
+                 .where(Raster.minx.is_not(None)))
+    boxes: list[list[float]] = []
+    times: list[datetime] = []
+    if collection.dataset is not None:
+        aggregate = aggregate.join(Entry, Entry.id == Raster.entry_id).where(
+            Entry.dataset_id == collection.dataset.id)
+        plain = (select(Entry).outerjoin(Raster, Raster.entry_id == Entry.id)
+                 .where(Entry.dataset_id == collection.dataset.id, Entry.type == EntryType.raster.value,
+                        Raster.id.is_(None)))
+        for entry in session.exec(plain):
+            record = _entry_record(collection, entry, None)
+            if record is not None:
+                boxes.append(record.bbox)
+                times.append(record.datetime)
+    minx, miny, maxx, maxy, first, last, crossing = session.exec(aggregate).one()
+    if minx is not None:
+        boxes.append([180.0, miny, -180.0, maxy] if crossing else [minx, miny, maxx, maxy])
+        times += [as_utc(first), as_utc(last)]
+    return boxes, times
