@@ -18,6 +18,7 @@ from georeg.api.prefect_client import PrefectClient
 from georeg.api.routes import (
     csw,
     datasets,
+    entry_previews,
     hyspex,
     jobs,
     meta,
@@ -91,7 +92,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     )
     install_docs(app)
     install_error_handlers(app)
-    for module in (system, users, orgs, datasets, objects, meta, tasks, jobs, csw, hyspex, netcdf_points, raster_jobs,
-                   pointclouds, rasters, rendering, styles, ogc, stac):
+    for module in (system, users, orgs, datasets, objects, entry_previews, meta, tasks, jobs, csw, hyspex,
+                   netcdf_points, raster_jobs, pointclouds, rasters, rendering, styles, ogc, stac):
         app.include_router(module.router)
     return app

@@ -10,15 +10,16 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from georeg.api.deps import CurrentUser, EngineDep, PrefectDep, SettingsDep, ToolsDep
+from georeg.api.deps import AdminUser, CurrentUser, EngineDep, PrefectDep, SessionDep, SettingsDep, ToolsDep
 from georeg.api.schemas import COMMON_ERRORS, Features, Health, HealthCheck, QuickHealth, TaskStateInfo, Version, errors
 from georeg.core import __version__
 from georeg.core.config import Settings
+from georeg.core.rasters.entry_previews import THUMBNAIL_CANDIDATES
+from georeg.core.registry.batches import BatchCleanup, cleanup_batches
 from georeg.core.tasks.model import TaskState
 from georeg.core.tasks.schemas import ToolSummary
 
 router = APIRouter(tags=["system"], responses=COMMON_ERRORS)
-THUMBNAIL_CANDIDATES = ["thumbnail.png", "thumbnail.jpg", "cover.png", "cover.jpg"]
 
 
 @router.get("/version")
@@ -85,3 +86,10 @@ async def health(_: CurrentUser, engine: EngineDep, settings: SettingsDep, prefe
     }
     body = Health(status="Healthy" if all(check.healthy for check in checks.values()) else "Unhealthy", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if body.status == "Healthy" else 503)
+
+
+@router.post("/sys/cleanupbatches", responses=errors(401, 403))
+def cleanup_upload_batches(_: AdminUser, session: SessionDep, settings: SettingsDep) -> BatchCleanup:
+    """Roll back share and push batches idle for ``GEOREG_UPLOAD_BATCH_TIMEOUT_MINUTES`` and remove staging folders
+    of no running batch (admin; the ``cleanup-batches`` deployment does the same every 15 minutes)."""
+    return cleanup_batches(session, settings=settings)

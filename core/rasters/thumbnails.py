@@ -24,6 +24,7 @@ from georeg.core.rasters.reader import decimated_reads
 from georeg.core.storage import remove_tree
 
 MIN_SIZE, MAX_SIZE, DEFAULT_SIZE = 16, 1024, 256
+MAX_RENDER_SIZE = 2048  # the Registry's thumb route goes up to 2048
 
 
 def _stretch(band: np.ma.MaskedArray) -> np.ndarray:
@@ -41,8 +42,8 @@ def _stretch(band: np.ma.MaskedArray) -> np.ndarray:
 
 def render_thumbnail(path: Path, *, size: int = DEFAULT_SIZE) -> bytes:
     """PNG of at most ``size`` pixels on the long side: gray for 1-2 bands, RGB for 3+, alpha for nodata."""
-    if not MIN_SIZE <= size <= MAX_SIZE:
-        raise InvalidInput(f"size must be between {MIN_SIZE} and {MAX_SIZE}", code="invalid_size")
+    if not MIN_SIZE <= size <= MAX_RENDER_SIZE:
+        raise InvalidInput(f"size must be between {MIN_SIZE} and {MAX_RENDER_SIZE}", code="invalid_size")
     try:
         with decimated_reads(), rasterio.open(path) as src:
             scale = max(src.width, src.height) / size

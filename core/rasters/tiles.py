@@ -44,8 +44,22 @@ def tile_path(cache_dir: Path, tileset: str, z: int, x: int, y: int) -> Path:
     return tileset_dir(cache_dir, tileset) / GRID / f"{z:02d}" / xs[0] / xs[1] / xs[2] / ys[0] / ys[1] / f"{ys[2]}.png"
 
 
-def render_tile(path: Path, z: int, x: int, y: int, *, stats: list[dict] | None) -> bytes:
-    """One 256x256 PNG; 1-band and non-8-bit rasters are stretched between the 2nd and 98th percentiles."""
+def _percentiles(src, indexes: tuple[int, ...]) -> list[dict]:  # noqa: ANN001
+    """p2/p98 of each band from a read of at most 1024 px on the long side (for rasters without stored stats)."""
+    scale = max(1.0, max(src.dataset.width, src.dataset.height) / 1024)
+    shape = (max(1, round(src.dataset.height / scale)), max(1, round(src.dataset.width / scale)))
+    data = src.dataset.read(list(indexes), out_shape=(len(indexes), *shape), masked=True)
+    found = []
+    for band in data:
+        values = band.compressed()
+        low, high = (np.percentile(values, [2, 98]) if values.size else (0.0, 255.0))
+        found.append({"p2": float(low), "p98": float(high)})
+    return [found[indexes.index(b)] if b in indexes else {} for b in range(1, max(indexes) + 1)]
+
+
+def render_tile(path: Path, z: int, x: int, y: int, *, stats: list[dict] | None, tilesize: int = TILE_SIZE) -> bytes:
+    """One ``tilesize`` PNG; 1-band and non-8-bit rasters are stretched between the 2nd and 98th percentiles (of
+    ``stats``, else measured on a reduced read of the raster)."""
     from rio_tiler.errors import TileOutsideBounds  # rio-tiler loads xarray and pandas: only where tiles are drawn
     from rio_tiler.io import Reader
 
@@ -53,10 +67,11 @@ def render_tile(path: Path, z: int, x: int, y: int, *, stats: list[dict] | None)
     with Reader(str(path), tms=TMS) as src:
         try:
             indexes = (1, 2, 3) if src.dataset.count >= 3 else (1,)
-            image = src.tile(x, y, z, tilesize=TILE_SIZE, indexes=indexes)
+            image = src.tile(x, y, z, tilesize=tilesize, indexes=indexes)
         except TileOutsideBounds as exc:
             raise NotFound(f"tile {z}/{x}/{y} is outside the dataset", code="tile_outside_bounds") from exc
         if image.data.dtype != np.uint8 or len(indexes) == 1:
+            stats = stats if stats is not None else _percentiles(src, indexes)
             ranges = []
             for band in indexes:
                 band_stats = (stats or [])[band - 1] if stats and len(stats) >= band else {}
@@ -67,14 +82,14 @@ def render_tile(path: Path, z: int, x: int, y: int, *, stats: list[dict] | None)
 
 
 def cached_tile(cache_dir: Path, tmp_dir: Path, tileset: str, source: Path, z: int, x: int, y: int,
-                *, stats: list[dict] | None) -> tuple[bytes, bool]:
+                *, stats: list[dict] | None, tilesize: int = TILE_SIZE) -> tuple[bytes, bool]:
     """(png, came from cache)."""
     check_tile(z, x, y)
     target = tile_path(cache_dir, tileset, z, x, y)
     cached = read_cached_png(target)
     if cached is not None:
         return cached, True
-    png = render_tile(source, z, x, y, stats=stats)
+    png = render_tile(source, z, x, y, stats=stats, tilesize=tilesize)
     write_cached_png(png, target, tmp_dir=tmp_dir)
     return png, False
 
