@@ -16,6 +16,7 @@ from georeg.api.docs import install_docs
 from georeg.api.errors import install_error_handlers
 from georeg.api.prefect_client import PrefectClient
 from georeg.api.routes import (
+    admin,
     csw,
     datasets,
     entry_previews,
@@ -92,7 +93,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     )
     install_docs(app)
     install_error_handlers(app)
-    for module in (system, users, orgs, datasets, objects, entry_previews, meta, tasks, jobs, csw, hyspex,
+    for module in (system, admin, users, orgs, datasets, objects, entry_previews, meta, tasks, jobs, csw, hyspex,
                    netcdf_points, raster_jobs, pointclouds, rasters, rendering, styles, ogc, stac):
         app.include_router(module.router)
     return app

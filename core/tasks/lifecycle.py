@@ -12,13 +12,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from georeg.core.config import Settings
 from georeg.core.errors import InvalidParameters, QuotaExceeded
 from georeg.core.models import Dataset, Organization, Task, User
 from georeg.core.tasks import repository as task_repo
-from georeg.core.tasks.model import ACTIVE_STATES, TaskState, Tool, dedup_key, map_prefect_state
+from georeg.core.tasks.model import ACTIVE_STATES, TERMINAL_STATES, TaskState, Tool, dedup_key, map_prefect_state
 from georeg.core.timeutil import as_utc, utcnow
 
 SUBMISSION_GRACE = timedelta(minutes=5)
@@ -128,3 +129,15 @@ def check_active_quota(active: list[Task], *, settings: Settings, username: str)
 
 def _iso(value: datetime | None) -> str | None:
     return as_utc(value).isoformat().replace("+00:00", "Z") if value else None
+
+
+def purge_finished_tasks(session: Session, settings: Settings, *, older_than: datetime) -> int:
+    """Remove the records (and files) of tasks that finished before ``older_than``; how many went."""
+    finished = [state.value for state in TERMINAL_STATES]
+    tasks = session.exec(select(Task).where(Task.state.in_(finished),
+                                            func.coalesce(Task.finished_at, Task.created_at) < older_than)).all()
+    for task in tasks:
+        shutil.rmtree(artifact_dir(settings, task.id), ignore_errors=True)
+        session.delete(task)
+    session.commit()
+    return len(tasks)
