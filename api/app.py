@@ -17,6 +17,7 @@ from georeg.api.errors import install_error_handlers
 from georeg.api.prefect_client import PrefectClient
 from georeg.api.routes import (
     admin,
+    builds,
     csw,
     datasets,
     entry_previews,
@@ -93,7 +94,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     )
     install_docs(app)
     install_error_handlers(app)
-    for module in (system, admin, users, orgs, datasets, objects, entry_previews, meta, tasks, jobs, csw, hyspex,
-                   netcdf_points, raster_jobs, pointclouds, rasters, rendering, styles, ogc, stac):
+    for module in (system, admin, builds, users, orgs, datasets, objects, entry_previews, meta, tasks, jobs, csw,
+                   hyspex, netcdf_points, raster_jobs, pointclouds, rasters, rendering, styles, ogc, stac):
         app.include_router(module.router)
     return app

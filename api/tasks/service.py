@@ -45,6 +45,7 @@ from georeg.core.errors import (
 )
 from georeg.core.models import Dataset, Organization, Permission, Task, User
 from georeg.core.rasters.service import REGISTRY_DATASET, REGISTRY_ORG, registry_location
+from georeg.core.registry import entries as entry_repo
 from georeg.core.registry import users as user_repo
 from georeg.core.registry.access import DatasetAccess, check_dataset, load_dataset
 from georeg.core.registry.actor import Actor, require_user
@@ -73,6 +74,7 @@ from georeg.core.tasks.schemas import (
     TaskSubmit,
     ToolDescription,
 )
+from georeg.core.tasks.tools.build import BUILD, buildable_artifact
 from georeg.core.timeutil import as_utc, utcnow
 
 logger = logging.getLogger(__name__)
@@ -432,8 +434,25 @@ class TaskService:
         await self.in_thread(self._record_run, task, flow_run_id)
         return await self.public(task, org=access.org, dataset=access.dataset)
 
+    async def submit_build(self, *, actor: Actor, access: DatasetAccess, path: str, force: bool) -> Submission:
+        """A ``build`` task of the entry ``path`` (``422 not_buildable`` for entries without artifacts); an active
+        build of the same content is ``409 build_running`` unless ``force``."""
+        entry = await self.in_thread(entry_repo.get_entry, self.session, dataset=access.dataset, path=path)
+        buildable_artifact(entry)
+        if not force:
+            active = await self.in_thread(task_repo.active_tasks, self.session, dataset_id=access.dataset.id)
+            running = [task for task in active if task.tool_id == BUILD.id
+                       and task.parameters.get("hash") == entry.sha256]
+            if running:
+                raise Conflict(f"a build of {path!r} is already {running[0].state.lower()} (task {running[0].id}); "
+                               "force=true starts another", code="build_running")
+        return await self._start(actor, access.org, access.dataset, self.tool(BUILD.id), path,
+                                 {"hash": entry.sha256}, True)
+
     async def clear(self, access: DatasetAccess, *, tool_id: str | None) -> ClearedTasks:
-        """Delete the dataset's finished tasks (of one tool, when given)."""
+        """Delete the dataset's finished tasks (of one tool, when given), after bringing active ones up to date."""
+        active = await self.in_thread(task_repo.active_tasks, self.session, dataset_id=access.dataset.id)
+        await self.sync([task for task in active if tool_id is None or task.tool_id == tool_id])
         return await self.in_thread(self._clear, access.dataset.id, tool_id)
 
     def _clear(self, dataset_id: int, tool_id: str | None) -> ClearedTasks:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 # tool id -> module of this package defining it
 TOOLS: dict[str, str] = {
     "archive-extract": "archive_extract",
+    "build": "build",
     "bulk-download": "bulk_download",
     "csw-harvest": "csw_harvest",
     "csw-ingest": "csw_ingest",

@@ -1,0 +1,70 @@
+"""Builds through the worker: a raster entry's COG (validated by rio-cogeo), the builds list, artifacts with Range,
+409 for an active build of the same content, clearing records, and hostile requests."""
+
+from __future__ import annotations
+
+import rasterio
+from rio_cogeo.cogeo import cog_validate
+
+from tests.flows.conftest import wait_for_state
+from tests.helpers import assert_error, upload_object
+from tests.rasters import write_geotiff
+
+DS = "/orgs/admin/ds/d"
+DONE = {"Succeeded", "Failed", "Cancelled"}
+
+
+def test_build_writes_a_valid_cog_served_with_range(client, ds, tmp_path):
+    source = write_geotiff(tmp_path / "scene.tif", width=600, height=400, count=3, dtype="uint8")
+    entry = upload_object(client, ds, "dir/scene.tif", source.read_bytes()).json()
+    started = client.post(f"{DS}/build", data={"path": "dir/scene.tif"}, headers=ds)
+    assert started.status_code == 202, started.text
+    build = started.json()
+    assert build["hash"] == entry["hash"] and build["path"] == "dir/scene.tif"
+    busy = client.post(f"{DS}/build", data={"path": "dir/scene.tif"}, headers=ds)
+    if busy.status_code == 409:  # the first one may already have finished on a fast worker
+        assert busy.json()["code"] == "build_running"
+    done = wait_for_state(client, f"{DS}/tasks/{build['jobId']}", ds, DONE)
+    assert done["state"] == "Succeeded", done
+    assert done["result"]["artifacts"] == ["cog/cog.tif"] and done["result"]["valid"] is True
+
+    url = f"{DS}/build/{entry['hash']}/cog/cog.tif"
+    whole = client.get(url, headers=ds)
+    assert whole.status_code == 200 and whole.headers["content-type"] == "image/tiff"
+    (tmp_path / "cog.tif").write_bytes(whole.content)
+    assert cog_validate(str(tmp_path / "cog.tif"))[0]
+    with rasterio.open(tmp_path / "cog.tif") as cog, rasterio.open(source) as original:
+        assert (cog.read() == original.read()).all() and cog.crs == original.crs
+    part = client.get(url, headers={**ds, "Range": "bytes=0-99"})
+    assert part.status_code == 206 and part.content == whole.content[:100]
+    assert client.head(url, headers=ds).status_code == 200
+
+    builds = client.get(f"{DS}/builds", headers=ds).json()
+    assert builds["total"] >= 1 and builds["items"][0]["jobId"] in {build["jobId"], busy.json().get("jobId")}
+    assert set(builds["items"][0]) >= {"jobId", "hash", "path", "state", "createdAt", "startedAt", "finishedAt",
+                                       "error"}
+    forced = client.post(f"{DS}/build", data={"path": "dir/scene.tif", "force": "true"}, headers=ds)
+    assert forced.status_code == 202
+    wait_for_state(client, f"{DS}/tasks/{forced.json()['jobId']}", ds, DONE)
+    cleared = client.post(f"{DS}/builds/clear", headers=ds).json()
+    assert cleared["deletedCount"] >= 2 and client.get(f"{DS}/builds", headers=ds).json()["total"] == 0
+    assert client.get(url, headers=ds).status_code == 200, "artifacts belong to the content, not the record"
+
+
+def test_hostile_build_requests(client, ds, tmp_path, make_user):
+    upload_object(client, ds, "notes.txt", b"text")
+    assert_error(client.post(f"{DS}/build", data={"path": "notes.txt"}, headers=ds), 422, "not_buildable")
+    assert_error(client.post(f"{DS}/build", data={"path": "missing.tif"}, headers=ds), 404)
+    assert_error(client.post(f"{DS}/build", data={"path": "../../etc/passwd"}, headers=ds), 400)
+    assert_error(client.post(f"{DS}/build", data={}, headers=ds), 422)
+    zero = "0" * 64
+    assert_error(client.get(f"{DS}/build/{zero}/cog/cog.tif", headers=ds), 404, "build_not_found")
+    entry = upload_object(client, ds, "a.tif", write_geotiff(tmp_path / "a.tif").read_bytes()).json()
+    assert_error(client.get(f"{DS}/build/{entry['hash']}/cog/cog.tif", headers=ds), 404, "artifact_not_found")
+    assert_error(client.get(f"{DS}/build/{entry['hash']}/../../secret_key", headers=ds), 404)
+    assert_error(client.get(f"{DS}/build/{entry['hash']}/..%2F..%2Fsecret_key", headers=ds), 400)
+    assert_error(client.get(f"{DS}/build/nothex/cog/cog.tif", headers=ds), 422)
+    outsider = make_user("outsider")
+    assert_error(client.post(f"{DS}/build", data={"path": "a.tif"}, headers=outsider), 404)
+    assert_error(client.get(f"{DS}/builds", headers=outsider), 404)
+    assert_error(client.post(f"{DS}/builds/clear"), 401)
