@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     archive_max_bytes: int = 20 * 1024**3
     archive_max_ratio: float = 200.0
     default_user_storage_bytes: int | None = None
+    build_on_upload: bool = True
     upload_batch_timeout_minutes: float = Field(default=60.0, gt=0)
     share_max_chunk_bytes: int = Field(default=256 * 1024**2, ge=1024)
     work_pool: str = "georeg"

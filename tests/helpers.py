@@ -145,10 +145,10 @@ def truncate_all(engine: Engine) -> None:
 
 
 def app_settings(*, data_dir: Path, database_url: str, prefect_api_url: str, **overrides: Any) -> Settings:
-    """The settings every test app runs with (known admin password and key, small uploads, cheap password hashing),
-    with ``overrides`` on top."""
+    """The settings every test app runs with (known admin password and key, small uploads, cheap password hashing,
+    no builds started by uploads: tests/flows/test_builds.py turns them on), with ``overrides`` on top."""
     values: dict[str, Any] = {"admin_password": ADMIN_PASSWORD, "secret_key": "test-secret-key",
                               "max_upload_bytes": 4 * 1024 * 1024, "password_hash_memory_kib": 64,
-                              "password_hash_time_cost": 1}
+                              "password_hash_time_cost": 1, "build_on_upload": False}
     return Settings(data_dir=data_dir, database_url=database_url, prefect_api_url=prefect_api_url,
                     **{**values, **overrides})

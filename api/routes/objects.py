@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, StreamingResponse
 
-from georeg.api.deps import ReadableDataset, SessionDep, SettingsDep, WritableDataset
+from georeg.api.deps import ActorDep, ReadableDataset, SessionDep, SettingsDep, TaskServiceDep, WritableDataset
 from georeg.api.downloads import file_response, zip_response
 from georeg.api.schemas import AUTH_ERRORS, COMMON_ERRORS, errors
 from georeg.api.uploads import MULTIPART_UPLOAD, receive_upload
@@ -29,6 +29,7 @@ from georeg.core.registry.schemas import (
     SearchBody,
 )
 from georeg.core.storage import MAX_PATH_LENGTH, normalize_entry_path
+from georeg.core.tasks.tools.build import BUILDABLE
 
 router = APIRouter(prefix="/orgs/{orgSlug}/ds/{dsSlug}", tags=["objects"], responses={**COMMON_ERRORS, **AUTH_ERRORS})
 
@@ -70,8 +71,8 @@ def get_object(access: ReadableDataset, session: SessionDep, path: EntryPathQuer
 
 
 @router.post("/obj", status_code=201, responses={**errors(409, 413, 429)}, openapi_extra=MULTIPART_UPLOAD)
-async def upload_object(access: WritableDataset, request: Request, session: SessionDep,
-                        settings: SettingsDep) -> EntryPublic:
+async def upload_object(access: WritableDataset, request: Request, session: SessionDep, settings: SettingsDep,
+                        actor: ActorDep, tasks: TaskServiceDep) -> EntryPublic:
     """Multipart upload: ``file`` and the destination ``path`` (defaults to the file name; a path ending in '/' is
     a folder). Without a file part, ``path`` creates a folder."""
     upload = await receive_upload(request, tmp_dir=settings.tmp_dir, max_bytes=settings.max_upload_bytes)
@@ -86,7 +87,10 @@ async def upload_object(access: WritableDataset, request: Request, session: Sess
         entry = await run_in_threadpool(store_file, session, settings=settings, org=access.org,
                                         dataset=access.dataset, path=normalize_entry_path(raw_path),
                                         upload=upload.file)
-        return objects.entry_public(entry)
+        public = objects.entry_public(entry)
+        if settings.build_on_upload and entry.type in BUILDABLE:
+            await tasks.build_after_upload(actor=actor, access=access, entry_path=entry.path)
+        return public
     finally:
         upload.discard()
 

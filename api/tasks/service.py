@@ -36,6 +36,7 @@ from georeg.api.tasks.views import job_public, task_public
 from georeg.core.config import Settings
 from georeg.core.errors import (
     Conflict,
+    GeoregError,
     Gone,
     InvalidInput,
     InvalidParameters,
@@ -74,7 +75,7 @@ from georeg.core.tasks.schemas import (
     TaskSubmit,
     ToolDescription,
 )
-from georeg.core.tasks.tools.build import BUILD, buildable_artifact
+from georeg.core.tasks.tools.build import BUILD, NotBuildable, buildable_artifact
 from georeg.core.timeutil import as_utc, utcnow
 
 logger = logging.getLogger(__name__)
@@ -448,6 +449,16 @@ class TaskService:
                                "force=true starts another", code="build_running")
         return await self._start(actor, access.org, access.dataset, self.tool(BUILD.id), path,
                                  {"hash": entry.sha256}, True)
+
+    async def build_after_upload(self, *, actor: Actor, access: DatasetAccess, entry_path: str) -> None:
+        """Start the build of a just-uploaded entry when it is buildable (``GEOREG_BUILD_ON_UPLOAD``); the upload
+        stands whatever happens here (a busy Prefect, a quota, a build already running are logged)."""
+        try:
+            await self.submit_build(actor=actor, access=access, path=entry_path, force=False)
+        except NotBuildable:
+            return
+        except GeoregError as exc:
+            logger.info("no build started after uploading %s: %s", entry_path, exc.message)
 
     async def clear(self, access: DatasetAccess, *, tool_id: str | None) -> ClearedTasks:
         """Delete the dataset's finished tasks (of one tool, when given), after bringing active ones up to date."""

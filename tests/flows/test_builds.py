@@ -68,3 +68,14 @@ def test_hostile_build_requests(client, ds, tmp_path, make_user):
     assert_error(client.post(f"{DS}/build", data={"path": "a.tif"}, headers=outsider), 404)
     assert_error(client.get(f"{DS}/builds", headers=outsider), 404)
     assert_error(client.post(f"{DS}/builds/clear"), 401)
+
+
+def test_uploading_a_buildable_file_starts_its_build(client, ds, tmp_path, settings):
+    settings.build_on_upload = True  # the app reads the settings object the fixture built it with
+    upload_object(client, ds, "readme.txt", b"not buildable")
+    entry = upload_object(client, ds, "auto.tif", write_geotiff(tmp_path / "auto.tif").read_bytes()).json()
+    builds = client.get(f"{DS}/builds", headers=ds).json()
+    assert [(b["path"], b["hash"]) for b in builds["items"]] == [("auto.tif", entry["hash"])]
+    done = wait_for_state(client, f"{DS}/tasks/{builds['items'][0]['jobId']}", ds, DONE)
+    assert done["state"] == "Succeeded", done
+    assert client.get(f"{DS}/build/{entry['hash']}/cog/cog.tif", headers=ds).status_code == 200
