@@ -99,7 +99,7 @@ def test_pystac_client_walks_collections_searches_and_pages_to_the_end(settings,
         assert [item.properties["title"] for item in by_intersects.items()] == ["oslo.tif"]
         raster = catalogue["raster"]
         registered = list(stac.search(collections=["rasters"], max_items=None).items())
-        assert [item.id for item in registered] == [raster["datasetId"] if "datasetId" in raster else raster["dataset_id"]]
+        assert [item.id for item in registered] == [raster.get("datasetId", raster.get("dataset_id"))]
         assert "thumbnail" in registered[0].assets
         _validate(registered[0].to_dict(), validator)
 
