@@ -29,9 +29,11 @@ from georeg.api.routes import (
     ogc,
     orgs,
     pointclouds,
+    push,
     raster_jobs,
     rasters,
     rendering,
+    share,
     stac,
     styles,
     system,
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     install_docs(app)
     install_error_handlers(app)
     for module in (system, admin, builds, users, orgs, datasets, objects, entry_previews, meta, tasks, jobs, csw,
-                   hyspex, netcdf_points, raster_jobs, pointclouds, rasters, rendering, styles, ogc, stac):
+                   hyspex, netcdf_points, raster_jobs, pointclouds, rasters, rendering, styles, ogc, push, share,
+                   stac):
         app.include_router(module.router)
     return app

@@ -164,9 +164,11 @@ class DatasetMeta(SQLModel, table=True):
     __tablename__ = "dataset_meta"
     __table_args__ = (Index("ix_dataset_meta_lookup", "dataset_id", "path", "key"),)
 
+    # ids are unique per dataset (the primary key is (dataset_id, id)): a push restores a dump's ids into another
+    # dataset, as DroneDB's per-dataset index does
     id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
     dataset_id: int = Field(
-        sa_column=Column(Integer, ForeignKey("datasets.id", ondelete="CASCADE"), nullable=False)
+        sa_column=Column(Integer, ForeignKey("datasets.id", ondelete="CASCADE"), primary_key=True, nullable=False)
     )
     path: str = Field(default="", max_length=1024)
     key: str = Field(max_length=128)

@@ -147,11 +147,13 @@ class TempWriter:
             start_writeback(self._file.fileno(), self._flushed, self._written - self._flushed)
             self._flushed = self._written
 
-    def finish(self, destination: Path) -> StoredFile:
-        """fsync, close and atomically move into ``destination``."""
+    def finish(self, destination: Path, *, durable: bool = True) -> StoredFile:
+        """fsync (unless not ``durable``: a temporary part whose whole is checked later), close and atomically move
+        into ``destination``."""
         if self._written != self.size:
             raise RuntimeError(f"{self._written} of {self.size} reserved bytes written")
-        os.fsync(self._file.fileno())
+        if durable:
+            os.fsync(self._file.fileno())
         self._file.close()
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.path, destination)

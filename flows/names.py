@@ -2,3 +2,5 @@
 
 CLEANUP_FLOW = "cleanup"
 CLEANUP_DEPLOYMENT = f"{CLEANUP_FLOW}/cleanup"
+BATCH_CLEANUP_FLOW = "cleanup-batches"
+BATCH_CLEANUP_DEPLOYMENT = f"{BATCH_CLEANUP_FLOW}/cleanup-batches"

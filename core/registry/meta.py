@@ -82,15 +82,15 @@ def _check_value(value: Any) -> None:
             stack.extend((child, depth + 1) for child in children)
 
 
-def parse_data(text: str | bytes, *, what: str = "data") -> Any:
+def parse_data(text: str | bytes, *, what: str = "data", max_bytes: int = MAX_DATA_BYTES) -> Any:
     """The JSON value in ``text`` (any JSON: object, array, string, number, true, false, null).
 
-    ``413 meta_too_large`` over ``MAX_DATA_BYTES``; ``400 invalid_meta_data`` for text that is not JSON, for NaN
-    and infinite numbers, integers beyond 64 bits, nesting deeper than ``MAX_DEPTH`` and strings that are not valid
-    Unicode."""
+    ``413 meta_too_large`` over ``max_bytes`` (``MAX_DATA_BYTES``); ``400 invalid_meta_data`` for text that is not
+    JSON, for NaN and infinite numbers, integers beyond 64 bits, nesting deeper than ``MAX_DEPTH`` and strings that
+    are not valid Unicode."""
     raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
-    if len(raw) > MAX_DATA_BYTES:
-        raise PayloadTooLarge(f"{what} is larger than {MAX_DATA_BYTES} bytes", code="meta_too_large")
+    if len(raw) > max_bytes:
+        raise PayloadTooLarge(f"{what} is larger than {max_bytes} bytes", code="meta_too_large")
     if not raw.strip():
         raise InvalidInput(f"{what} is empty: send a JSON value", code="invalid_meta_data")
     try:

@@ -275,3 +275,24 @@ class MetaKeyCount(CamelModel):
     key: str
     path: str
     count: int
+
+
+# --- push --------------------------------------------------------------------------------------------------------
+
+
+class PushInit(CamelModel):
+    """The answer of ``push/init``: either ``pullRequired`` (nothing else) or the delta's needs and the token."""
+
+    pull_required: bool = Field(description="the dataset changed since the client's last sync: pull first")
+    needed_files: list[str] = Field(description="paths whose content the registry lacks: upload them")
+    needed_meta: list[str] = Field(description="metadata ids the registry lacks: send them with push/meta")
+    token: str | None = Field(description="the push session (null when a pull is required)")
+
+
+class PushReceived(CamelModel):
+    """What ``push/upload`` and ``push/meta`` staged."""
+
+    path: str | None = None
+    hash: str | None = None
+    size: int | None = None
+    meta: int | None = Field(default=None, description="metadata values staged in this request")

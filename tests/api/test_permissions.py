@@ -17,6 +17,9 @@ changed.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -255,6 +258,121 @@ def test_admin_routes(world: Registry, route: str, visibility: str, role: str, e
         world.assert_unchanged(ORG)
 
 
+# ---------------------------------------------------------------------------------------------- push
+
+PUSH_ROUTES = ["push_init", "push_upload", "push_meta", "push_commit"]
+
+
+def _push_request(world: Registry, role: str, ds: str, route: str):
+    """``route`` of a push adding ``b.txt`` and one metadata value to ``acme/ds``, sent by ``role``; the token is
+    the caller's own when it may push, else the owner's (the dataset is checked before the token)."""
+    url = f"/orgs/{ORG}/ds/{ds}/push"
+    stamp = _ok(world.admin("GET", f"/orgs/{ORG}/ds/{ds}/stamp")).json()
+    meta_id = str(uuid.uuid4())
+    client_stamp = {"entries": [*stamp["entries"], {"b.txt": hashlib.sha256(b"world").hexdigest()}],
+                    "meta": [*stamp["meta"], meta_id]}
+    init = {"data": {"checksum": stamp["checksum"], "stamp": json.dumps(client_stamp)}}
+    if route == "push_init":
+        return world.call(role, "POST", f"{url}/init", **init)
+    pusher = role if role in ALLOWED["write"] else "owner"
+    token = _ok(world.call(pusher, "POST", f"{url}/init", **init)).json()["token"]
+    upload = {"data": {"token": token, "path": "b.txt"}, "files": {"file": ("b.txt", b"world")}}
+    meta = {"data": {"token": token, "meta": json.dumps([{"id": meta_id, "path": "", "key": "tags", "data": "x",
+                                                          "mtime": 1_700_000_000}])}}
+    if route == "push_upload":
+        return world.call(role, "POST", f"{url}/upload", **upload)
+    if route == "push_meta":
+        return world.call(role, "POST", f"{url}/meta", **meta)
+    _ok(world.call(pusher, "POST", f"{url}/upload", **upload))
+    _ok(world.call(pusher, "POST", f"{url}/meta", **meta))
+    return world.call(role, "POST", f"{url}/commit", data={"token": token})
+
+
+@pytest.mark.parametrize(("route", "visibility", "role", "expected"), _dataset_cases(
+    "push", {route: (200,) for route in PUSH_ROUTES}, "write"))
+def test_push_routes(world: Registry, route: str, visibility: str, role: str, expected: int) -> None:
+    world.dirty.add(ORG)
+    response = _push_request(world, role, VISIBILITIES[visibility], route)
+    _check(response, expected)
+    if expected >= 400:
+        world.assert_unchanged(ORG)
+    elif route == "push_commit":
+        assert [next(iter(entry)) for entry in response.json()["entries"]] == ["a.txt", "b.txt"]
+
+
+# ---------------------------------------------------------------------------------------------- share
+
+SHARE_TOKEN_ROUTES = {
+    # name: (method, url suffix after /share/{token}, request kwargs)
+    "share_get": ("GET", "", {}),
+    "share_upload": ("POST", "/upload", {"data": {"path": "b.txt"}, "files": {"file": ("b.txt", b"world")}}),
+    "share_chunked": ("POST", "/upload/chunked", {"data": {"fileId": "f", "chunkIndex": "0", "totalChunks": "1",
+                                                           "totalFileSize": "5", "path": "b.txt"},
+                                                  "files": {"chunk": ("blob", b"world")}}),
+    "share_commit": ("POST", "/commit", {}),
+    "share_rollback": ("POST", "/rollback", {}),
+}
+
+
+@pytest.mark.parametrize(("route", "visibility", "role", "expected"), _dataset_cases(
+    "share", {"share_init": (200,), "batches": (200,)}, "write"))
+def test_share_dataset_routes(world: Registry, route: str, visibility: str, role: str, expected: int) -> None:
+    """``share/init`` into an existing dataset of acme (tag) and the dataset's batch listing: write permission."""
+    ds = VISIBILITIES[visibility]
+    world.dirty.add(ORG)
+    if route == "share_init":
+        response = world.call(role, "POST", "/share/init", data={"tag": f"{ORG}/{ds}"})
+    else:
+        response = world.call(role, "GET", f"/orgs/{ORG}/ds/{ds}/batches")
+    _check(response, expected)
+    if expected >= 400:
+        world.assert_unchanged(ORG)
+    elif route == "batches":
+        assert set(response.json()) == {"items", "total", "skip", "take"}
+
+
+def _share_token_status(role: str) -> int:
+    """A share token is its user's: anyone else gets 403 (401 without a token)."""
+    if role == "anonymous":
+        return 401
+    return 200 if role in ALLOWED["write"] else 403
+
+
+@pytest.mark.parametrize(("route", "role", "expected"), [
+    pytest.param(route, role, _share_token_status(role), id=_case_id("share", route, None, role,
+                                                                      _share_token_status(role)))
+    for route in SHARE_TOKEN_ROUTES for role in ROLES])
+def test_share_token_routes(world: Registry, route: str, role: str, expected: int) -> None:
+    """The token is the caller's own when it may write to ``acme/pub``, else the writer's."""
+    world.dirty.add(ORG)
+    sharer = role if role in ALLOWED["write"] else "writer"
+    token = _ok(world.call(sharer, "POST", "/share/init", data={"tag": f"{ORG}/pub"})).json()["token"]
+    if route == "share_commit":
+        _ok(world.call(sharer, "POST", f"/share/{token}/upload", **SHARE_TOKEN_ROUTES["share_upload"][2]))
+    method, suffix, kwargs = SHARE_TOKEN_ROUTES[route]
+    response = world.call(role, method, f"/share/{token}{suffix}", **kwargs)
+    _check(response, expected)
+    if expected >= 400:
+        _ok(world.call(sharer, "POST", f"/share/{token}/rollback"))
+        world.assert_unchanged(ORG)
+    elif route == "share_commit":
+        listed = _ok(world.admin("GET", f"/orgs/{ORG}/ds/pub/list")).json()
+        assert [entry["path"] for entry in listed] == ["a.txt", "b.txt"]
+
+
+@pytest.mark.parametrize(("role", "expected"), [
+    pytest.param(role, status, id=_case_id("sys", "cleanupbatches", None, role, status))
+    for role, status in [(role, 200 if role == "sysadmin" else 401 if role == "anonymous" else 403)
+                         for role in ROLES]])
+def test_sys_cleanupbatches(world: Registry, role: str, expected: int) -> None:
+    response = world.call(role, "POST", "/sys/cleanupbatches")
+    if expected >= 400:
+        assert_error(response, expected)  # 403 is ``admin_required``
+    else:
+        assert response.status_code == 200, response.text
+        assert set(response.json()) == {"removedBatches", "removedDirs", "removeBatchErrors"}
+
+
 # ------------------------------------------------------------------------------------- organizations
 
 
@@ -272,6 +390,10 @@ ORG_ROUTES = {
     "get_org": ("GET", f"/orgs/{ORG}", {}, "read", 200),
     "update_org": ("PUT", f"/orgs/{ORG}", {"json": {"description": "x"}}, "admin", 200),
     "create_ds": ("POST", f"/orgs/{ORG}/ds", {"json": {"slug": "newds", "visibility": "public"}}, "write", 201),
+    "push_init_new_ds": ("POST", f"/orgs/{ORG}/ds/newds/push/init",
+                         {"data": {"checksum": "", "stamp": '{"entries": [], "meta": []}'}}, "write", 200),
+    "share_init_new_ds": ("POST", "/share/init", {"data": {"orgSlug": ORG, "datasetName": "Shared"}}, "write", 200),
+    "share_init_tag_new_ds": ("POST", "/share/init", {"data": {"tag": f"{ORG}/newds"}}, "write", 200),
     "delete_org": ("DELETE", f"/orgs/{ORG}", {}, "admin", 204),
 }
 

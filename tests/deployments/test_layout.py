@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from georeg.deployments.prefect_setup import declared_deployments, find_project_dir
-from georeg.flows.names import CLEANUP_DEPLOYMENT
+from georeg.flows.names import BATCH_CLEANUP_DEPLOYMENT, CLEANUP_DEPLOYMENT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,6 +21,9 @@ def test_prefect_yaml_declares_scheduled_cleanup():
     assert cleanup["work_pool"]["name"] == "georeg"
     assert cleanup["schedules"][0]["cron"] == "17 3 * * *"
     assert CLEANUP_DEPLOYMENT in declared_deployments(ROOT)
+    batches = by_name["cleanup-batches"]
+    assert (batches["work_pool"]["name"], batches["schedules"][0]["cron"]) == ("georeg", "*/15 * * * *")
+    assert BATCH_CLEANUP_DEPLOYMENT in declared_deployments(ROOT)
 
 
 def test_every_entrypoint_loads_a_flow():

@@ -43,3 +43,36 @@ def test_cleanup_removes_stale_temp_files_and_orphans(settings: Settings, monkey
     assert report["orphan_dirs_removed"] == 1
     assert not stale.exists() and fresh.exists()
     assert kept.exists() and not orphan.exists()
+
+
+def test_cleanup_batches_flow_rolls_back_stale_batches(settings: Settings, monkeypatch):
+    from datetime import timedelta
+
+    from fastapi.testclient import TestClient
+    from sqlalchemy import update
+
+    from georeg.api.app import create_app
+    from georeg.core.models import UploadBatch
+    from georeg.core.registry.batches import staging_dir
+    from georeg.core.timeutil import utcnow
+    from georeg.flows.cleanup import cleanup_batches
+    from tests.helpers import ADMIN_PASSWORD, login
+
+    with TestClient(create_app(settings)) as client:
+        headers = login(client, "admin", ADMIN_PASSWORD)
+        tokens = [client.post("/share/init", data={"tag": f"admin/s{i}"}, headers=headers).json()["token"]
+                  for i in range(2)]
+        for token in tokens:
+            assert client.post(f"/share/{token}/upload", data={"path": "a"}, files={"file": ("a", b"a")},
+                               headers=headers).status_code == 200
+    engine = make_engine(settings.effective_database_url)
+    with session_scope(engine) as session:
+        session.execute(update(UploadBatch).where(UploadBatch.token == tokens[0])
+                        .values(last_activity_at=utcnow() - timedelta(hours=2)))
+    engine.dispose()
+    monkeypatch.setenv("GEOREG_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("GEOREG_DATABASE_URL", settings.effective_database_url)
+    state = cleanup_batches(return_state=True)
+    assert state.is_completed()
+    assert state.result() == {"removedBatches": 1, "removedDirs": 0, "removeBatchErrors": []}
+    assert not staging_dir(settings, tokens[0]).exists() and staging_dir(settings, tokens[1]).exists()
