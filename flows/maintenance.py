@@ -9,6 +9,7 @@ from georeg.core.config import Settings
 from georeg.core.db import make_engine
 from georeg.core.tasks.runner import create_scheduled_task, execute_task
 from georeg.core.tasks.tools import TOOLS, shipped_tool
+from georeg.flows.tools import child_runs
 
 
 @flow(name="registry-maintenance", log_prints=True)
@@ -23,6 +24,7 @@ def registry_maintenance(tool_id: str, parameters: dict | None = None) -> dict:
     engine = make_engine(settings.effective_database_url)
     try:
         task_id = create_scheduled_task(engine, tool=tool, parameters=parameters or {}, flow_run_id=str(flow_run.id))
-        return execute_task(settings, engine, task_id=task_id, tool=tool, logger=get_run_logger())
+        return execute_task(settings, engine, task_id=task_id, tool=tool, logger=get_run_logger(),
+                            children=child_runs(settings, tool))
     finally:
         engine.dispose()

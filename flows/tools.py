@@ -15,7 +15,8 @@ from prefect import Flow, flow, get_run_logger
 from georeg.core.tasks.tools import TOOLS
 
 if TYPE_CHECKING:
-    from georeg.core.tasks.model import Tool
+    from georeg.core.config import Settings
+    from georeg.core.tasks.model import ChildRuns, Tool
 
 
 def tool_flow(tool: Tool | str) -> Flow:
@@ -31,6 +32,15 @@ def tool_flow(tool: Tool | str) -> Flow:
     return run_task
 
 
+def child_runs(settings: Settings, tool: Tool) -> ChildRuns | None:
+    """Prefect child runs for a tool that fans out (``Tool.fans_out``), else None."""
+    if not tool.fans_out:
+        return None
+    from georeg.flows.children import PrefectChildRuns
+
+    return PrefectChildRuns(settings)
+
+
 def run_tool(tool: Tool | str, task_id: str) -> dict:
     """Run one attempt of task ``task_id`` with ``tool`` (a :class:`Tool` or a shipped tool's id)."""
     from georeg.core.config import Settings
@@ -44,13 +54,9 @@ def run_tool(tool: Tool | str, task_id: str) -> dict:
             raise ValueError(f"no shipped tool {tool_id!r}")
     settings = Settings()
     engine = make_engine(settings.effective_database_url)
-    children = None
-    if tool.fans_out:
-        from georeg.flows.children import PrefectChildRuns
-
-        children = PrefectChildRuns(settings)
     try:
-        return execute_task(settings, engine, task_id=task_id, tool=tool, logger=get_run_logger(), children=children)
+        return execute_task(settings, engine, task_id=task_id, tool=tool, logger=get_run_logger(),
+                            children=child_runs(settings, tool))
     finally:
         engine.dispose()
 

@@ -4,18 +4,21 @@ datasets, take visibility from metadata, purge old task records, reconcile a dat
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
-from georeg.api.deps import AdminUser, SessionDep, SettingsDep
+from georeg.api.deps import ActorDep, AdminUser, SessionDep, SettingsDep, TaskServiceDep
 from georeg.api.schemas import AUTH_ERRORS, COMMON_ERRORS, errors
-from georeg.core.models import CamelModel
+from georeg.api.tasks.views import job_accepted
+from georeg.core.models import CamelModel, UtcDateTime
 from georeg.core.registry import admin
 from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import orgs as org_repo
 from georeg.core.slugs import SLUG_PATTERN
 from georeg.core.tasks.lifecycle import purge_finished_tasks
+from georeg.core.tasks.schemas import JobAccepted
+from georeg.core.tasks.tools.check_artifacts import CHECK_ARTIFACTS
 from georeg.core.timeutil import utcnow
 
 router = APIRouter(prefix="/sys", tags=["administration"], responses={**COMMON_ERRORS, **AUTH_ERRORS, **errors(403)})
@@ -70,3 +73,32 @@ def cleanup_dataset(_: AdminUser, session: SessionDep, settings: SettingsDep,
     org = org_repo.get_org(session, slug=org_slug)
     dataset = dataset_repo.get_dataset(session, org=org, slug=ds_slug)
     return admin.cleanup_dataset(session, settings=settings, org=org, dataset=dataset)
+
+
+class BuildPendingStatus(CamelModel):
+    """The figures of the newest finished artifact-completeness scan (``None`` before the first)."""
+
+    job_id: str | None
+    state: str | None
+    finished_at: UtcDateTime | None
+    figures: dict[str, Any] | None
+
+
+@router.post("/check-artifact-completeness", status_code=202, responses=errors(503))
+async def check_artifact_completeness(actor: ActorDep, _: AdminUser, tasks: TaskServiceDep,
+                                      response: Response) -> JobAccepted:
+    """Scan every dataset for georeferenced rasters whose builds are missing and queue their builds (a new flow run
+    each time: follow it with ``GET /datasets/jobs/{jobId}``); ``GET /sys/build-pending-status`` reports its
+    figures."""
+    submission = await tasks.submit_registry_job(actor=actor, tool_id=CHECK_ARTIFACTS.id, parameters={}, force=True)
+    response.status_code = 202 if submission.created else 200
+    return job_accepted(submission.task)
+
+
+@router.get("/build-pending-status")
+async def build_pending_status(_: AdminUser, tasks: TaskServiceDep) -> BuildPendingStatus:
+    """The newest finished scan: buildable contents, built, missing, queued, already queued, not queued."""
+    scan = await tasks.latest_succeeded(CHECK_ARTIFACTS.id)
+    if scan is None:
+        return BuildPendingStatus(job_id=None, state=None, finished_at=None, figures=None)
+    return BuildPendingStatus(job_id=scan.id, state=scan.state, finished_at=scan.finished_at, figures=scan.result)

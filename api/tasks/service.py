@@ -143,12 +143,14 @@ class TaskService:
         path = normalize_entry_path(request.path) if request.path else None
         return await self._start(actor, access.org, access.dataset, tool, path, request.parameters, request.force)
 
-    async def submit_registry_job(self, *, actor: Actor, tool_id: str, parameters: dict) -> Submission:
-        """A job of a registry tool on the raster registry's dataset (``default/registry``)."""
+    async def submit_registry_job(self, *, actor: Actor, tool_id: str, parameters: dict,
+                                  force: bool = False) -> Submission:
+        """A job of a registry tool on the raster registry's dataset (``default/registry``); an identical recent
+        one is answered instead unless ``force``."""
         require_user(actor)
         tool = self.tool(tool_id)
         org, dataset = await self.in_thread(self._registry_location, actor, tool.required_access)
-        return await self._start(actor, org, dataset, tool, None, parameters, False)
+        return await self._start(actor, org, dataset, tool, None, parameters, force)
 
     def _load_dataset(self, actor: Actor, org_slug: str, ds_slug: str, need: Permission) -> DatasetAccess:
         return load_dataset(self.session, actor=actor, org_slug=org_slug, ds_slug=ds_slug, need=need)
@@ -449,6 +451,13 @@ class TaskService:
                                "force=true starts another", code="build_running")
         return await self._start(actor, access.org, access.dataset, self.tool(BUILD.id), path,
                                  {"hash": entry.sha256}, True)
+
+    async def latest_succeeded(self, tool_id: str, *, among: int = 5) -> Task | None:
+        """The newest task of ``tool_id`` that succeeded, looking at the newest ``among`` (states read from
+        Prefect, nothing written)."""
+        rows, _ = await self.in_thread(task_repo.list_tasks, self.session, tool_id=tool_id, take=among)
+        await self.show(rows)
+        return next((task for task in rows if task.state == TaskState.succeeded.value), None)
 
     async def build_after_upload(self, *, actor: Actor, access: DatasetAccess, entry_path: str) -> None:
         """Start the build of a just-uploaded entry when it is buildable (``GEOREG_BUILD_ON_UPLOAD``); the upload

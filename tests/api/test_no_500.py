@@ -57,6 +57,8 @@ def test_no_route_answers_500_to_malformed_input(client, settings, admin_headers
                         failures.append((method, path, query, body.get("content"), response.status_code, response.text))
                     elif response.status_code >= 400 and b"ServiceExceptionReport" in response.content:
                         continue  # OGC services answer with OGC exception reports
+                    elif response.status_code >= 400 and method == "HEAD":
+                        continue  # a HEAD answer has no body to shape
                     elif response.status_code >= 400:
                         payload = response.json()
                         if not ({"error", "code"} <= set(payload)):

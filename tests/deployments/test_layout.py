@@ -69,7 +69,7 @@ def test_scheduled_maintenance_deployments():
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
     scheduled = {d["name"]: d for d in spec["deployments"] if "scheduled" in d["tags"]}
     assert {d["parameters"]["tool_id"] for d in scheduled.values()} == {"rehash", "prune-missing", "resync",
-                                                                        "csw-harvest"}
+                                                                        "csw-harvest", "check-artifacts"}
     assert all(d["schedules"][0]["cron"] for d in scheduled.values())
     active = {name for name, d in scheduled.items() if d["schedules"][0]["active"]}
     assert active == set(scheduled) - {"hourly-csw-harvest"}, "the CSW harvest is disabled by default"

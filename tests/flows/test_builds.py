@@ -79,3 +79,35 @@ def test_uploading_a_buildable_file_starts_its_build(client, ds, tmp_path, setti
     done = wait_for_state(client, f"{DS}/tasks/{builds['items'][0]['jobId']}", ds, DONE)
     assert done["state"] == "Succeeded", done
     assert client.get(f"{DS}/build/{entry['hash']}/cog/cog.tif", headers=ds).status_code == 200
+
+
+def test_artifact_completeness_scan_queues_missing_builds_once(client, ds, tmp_path, make_user):
+    assert client.get("/sys/build-pending-status", headers=ds).json()["figures"] is None
+    first = upload_object(client, ds, "one.tif", write_geotiff(tmp_path / "one.tif").read_bytes()).json()
+    upload_object(client, ds, "copy.tif", (tmp_path / "one.tif").read_bytes())  # same content: one build
+    upload_object(client, ds, "two.tif", write_geotiff(tmp_path / "two.tif", origin=(5.0, 60.0)).read_bytes())
+    upload_object(client, ds, "flat.tif", write_geotiff(tmp_path / "flat.tif", crs=None).read_bytes())
+    upload_object(client, ds, "notes.txt", b"text")
+    started = client.post("/sys/check-artifact-completeness", headers=ds)
+    assert started.status_code == 202, started.text
+    scan = wait_for_state(client, f"/datasets/jobs/{started.json()['job_id']}", ds, DONE)
+    assert scan["state"] == "Succeeded", scan
+    status = client.get("/sys/build-pending-status", headers=ds).json()
+    assert status["jobId"] == started.json()["job_id"]
+    assert {k: status["figures"][k] for k in ("buildable", "built", "missing", "queued")} == \
+        {"buildable": 2, "built": 0, "missing": 2, "queued": 2}
+    builds = client.get(f"{DS}/builds", headers=ds).json()["items"]
+    assert sorted(b["path"] for b in builds) in (["one.tif", "two.tif"], ["copy.tif", "two.tif"])
+    for build in builds:
+        assert wait_for_state(client, f"{DS}/tasks/{build['jobId']}", ds, DONE)["state"] == "Succeeded"
+    assert client.get(f"{DS}/build/{first['hash']}/cog/cog.tif", headers=ds).status_code == 200
+    rescan = client.post("/sys/check-artifact-completeness", headers=ds).json()["job_id"]
+    again = wait_for_state(client, f"/datasets/jobs/{rescan}", ds, DONE)
+    assert again["state"] == "Succeeded"
+    latest = client.get("/sys/build-pending-status", headers=ds).json()
+    assert latest["jobId"] == rescan, (latest, again)
+    figures = latest["figures"]
+    assert (figures["built"], figures["missing"], figures["queued"]) == (2, 0, 0)
+    user = make_user("someone")
+    assert_error(client.post("/sys/check-artifact-completeness", headers=user), 403)
+    assert_error(client.get("/sys/build-pending-status", headers=user), 403)

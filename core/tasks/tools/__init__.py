@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 TOOLS: dict[str, str] = {
     "archive-extract": "archive_extract",
     "build": "build",
+    "check-artifacts": "check_artifacts",
     "bulk-download": "bulk_download",
     "csw-harvest": "csw_harvest",
     "csw-ingest": "csw_ingest",
