@@ -132,15 +132,17 @@ class PostgresDatabase:
 
 
 def truncate_all(engine: Engine) -> None:
-    """Empty every registry table (PostgreSQL: one TRUNCATE, identities restarted)."""
+    """Empty every registry table, children first (PostgreSQL: identities restarted too). DELETE, not TRUNCATE:
+    on the small tables of a test, TRUNCATE's new files per table cost ~0.1 s a test, DELETE ~0.01 s."""
     tables = list(reversed(SQLModel.metadata.sorted_tables))
     with engine.begin() as connection:
+        for table in tables:
+            connection.execute(table.delete())
         if engine.dialect.name == "postgresql":
-            names = ", ".join(f'"{t.name}"' for t in tables)
-            connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
-            for table in tables:
-                connection.execute(table.delete())
+            sequences = connection.execute(text("SELECT sequence_schema, sequence_name FROM "
+                                                "information_schema.sequences")).all()
+            for schema, name in sequences:
+                connection.execute(text(f'ALTER SEQUENCE "{schema}"."{name}" RESTART'))
 
 
 

@@ -7,9 +7,17 @@ import json
 import sqlite3
 import zipfile
 
+import pytest
+
 from tests.helpers import assert_error, upload_object
 
 BASE = "/orgs/admin/ds/d"
+
+
+@pytest.fixture
+def backend() -> str:
+    """The index is written from ORM rows the other tests cover on both databases: SQLite only here."""
+    return "sqlite"
 
 
 def _index(client, headers, tmp_path) -> tuple[sqlite3.Connection, dict]:

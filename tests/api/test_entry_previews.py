@@ -7,6 +7,7 @@ import io
 
 import morecantile
 import numpy as np
+import pytest
 from PIL import Image
 from rio_tiler.io import Reader
 
@@ -14,6 +15,12 @@ from tests.helpers import assert_error, upload_object
 from tests.rasters import write_geotiff
 
 BASE = "/orgs/admin/ds/d"
+
+
+@pytest.fixture
+def backend() -> str:
+    """Rendering does not depend on the registry database: these run on SQLite only."""
+    return "sqlite"
 TMS = morecantile.tms.get("WebMercatorQuad")
 
 

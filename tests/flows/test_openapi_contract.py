@@ -26,7 +26,7 @@ from tests.rasters import write_geotiff
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES = int(os.environ.get("GEOREG_SCHEMATHESIS_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("GEOREG_SCHEMATHESIS_EXAMPLES", "4"))
 CHECKS = "not_a_server_error,response_schema_conformance"
 
 
