@@ -171,6 +171,7 @@ READ_ROUTES = {
     "stamp": "/stamp",
     "ddb": "/ddb",
     "stac": "/stac",
+    "builds": "/builds",
     "list": "/list",
     "get_obj": "/obj?path=a.txt",
     "download": "/download?path=a.txt",
@@ -188,6 +189,7 @@ WRITE_ROUTES = {
     "meta_add": ("POST", "/meta/tags", {"json": "x"}, 200),
     "meta_set": ("POST", "/meta/name/set", {"json": "y"}, 200),
     "meta_delete": ("DELETE", "/meta/name", {}, 200),
+    "builds_clear": ("POST", "/builds/clear", {}, 200),
 }
 
 ADMIN_ROUTES = {
@@ -371,6 +373,35 @@ def test_sys_cleanupbatches(world: Registry, role: str, expected: int) -> None:
     else:
         assert response.status_code == 200, response.text
         assert set(response.json()) == {"removedBatches", "removedDirs", "removeBatchErrors"}
+
+
+SYS_ADMIN_ROUTES = {
+    # name: (method, url, request kwargs) of the /sys administration routes that change nothing in the world
+    # (cleanupdatasets would remove pubco's empty datasets: tests/api/test_admin.py checks its 401/403)
+    "migratevisibility": ("POST", "/sys/migratevisibility", {}),
+    "cleanup_jobindices": ("POST", "/sys/cleanup-jobindices", {"params": {"retentionDays": 30}}),
+    "cleanup_dataset": ("POST", "/sys/cleanup", {"params": {"orgSlug": ORG, "dsSlug": "pub"}}),
+    "move_datasets": ("POST", "/sys/move-datasets", {"json": {"sourceOrgSlug": ORG, "datasetSlugs": ["missing"],
+                                                              "destinationOrgSlug": PUBLIC_ORG}}),
+    "build_pending_status": ("GET", "/sys/build-pending-status", {}),
+}
+
+
+@pytest.mark.parametrize(("route", "role", "expected"), [
+    pytest.param(route, role, status, id=_case_id("sys", route, None, role, status))
+    for route in SYS_ADMIN_ROUTES
+    for role, status in [(role, 200 if role == "sysadmin" else 401 if role == "anonymous" else 403)
+                         for role in ROLES]])
+def test_sys_administration(world: Registry, route: str, role: str, expected: int) -> None:
+    method, url, kwargs = SYS_ADMIN_ROUTES[route]
+    world.dirty.update({ORG, PUBLIC_ORG})
+    response = world.call(role, method, url, **kwargs)
+    if expected >= 400:
+        assert_error(response, expected)  # 403 is ``admin_required``
+    else:
+        assert response.status_code == expected, response.text
+    world.assert_unchanged(ORG)
+    world.assert_unchanged(PUBLIC_ORG)
 
 
 # ------------------------------------------------------------------------------------- organizations
