@@ -51,7 +51,13 @@ from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import meta as meta_repo
 from georeg.core.registry import orgs as org_repo
 from georeg.core.registry.actor import Actor, require_user
-from georeg.core.registry.objects import EntryDescription, check_storage_quota, classify, storage_root
+from georeg.core.registry.objects import (
+    EntryDescription,
+    check_storage_quota,
+    classify,
+    commit_with_file,
+    storage_root,
+)
 from georeg.core.registry.schemas import DatasetStamp, PushInit, PushReceived
 from georeg.core.storage import (
     TempWriter,
@@ -199,12 +205,7 @@ def receive_file(session: Session, *, settings: Settings, batch: UploadBatch, pa
     batch_repo.touch(batch)
     session.add(batch)
     destination = batch_repo.staging_dir(settings, batch.token) / _staged_name(path)
-    upload.finish(destination)
-    try:
-        session.commit()
-    except Exception:
-        destination.unlink(missing_ok=True)
-        raise
+    commit_with_file(session, upload, destination)
     return PushReceived(path=path, hash=upload.sha256, size=upload.size)
 
 

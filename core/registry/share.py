@@ -42,7 +42,13 @@ from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import entries as entry_repo
 from georeg.core.registry import orgs as org_repo
 from georeg.core.registry.actor import Actor, require_user
-from georeg.core.registry.objects import EntryDescription, check_storage_quota, classify, storage_root
+from georeg.core.registry.objects import (
+    EntryDescription,
+    check_storage_quota,
+    classify,
+    commit_with_file,
+    storage_root,
+)
 from georeg.core.slugs import validate_slug
 from georeg.core.storage import TempWriter, parent_paths, prune_empty_parents, remove_tree, resolve_inside
 from georeg.core.timeutil import utcnow
@@ -264,12 +270,7 @@ def receive_file(session: Session, *, settings: Settings, batch: UploadBatch, pa
     batch_repo.touch(batch)
     session.add(batch)
     destination = staged_file(settings, row)
-    upload.finish(destination)
-    try:
-        session.commit()
-    except Exception:
-        destination.unlink(missing_ok=True)
-        raise
+    commit_with_file(session, upload, destination)
     return ShareEntry(path=path, hash=upload.sha256, size=upload.size)
 
 
