@@ -265,58 +265,57 @@ def _spatial_prefilter(filters: ItemFilter) -> tuple[float, float, float, float]
     return None
 
 
+def _filtered(statement, filters: ItemFilter, public_id, when):  # noqa: ANN001, ANN202
+    """``statement`` narrowed by the filters the database can apply: ids, the time interval."""
+    if filters.ids is not None:
+        statement = statement.where(public_id.in_(list(filters.ids)))
+    if filters.start is not None:
+        statement = statement.where(when >= filters.start)
+    if filters.end is not None:
+        statement = statement.where(when <= filters.end)
+    return statement
+
+
+def _keyset_rows(session: Session, statement, key, after: int, first: int) -> Iterator[tuple]:  # noqa: ANN001
+    """The rows of ``statement`` (ordered by ``key``) after ``after``, read in batches growing from ``first``."""
+    for size in _growing(first):
+        rows = session.exec(statement.where(key > after).limit(size)).all()
+        yield from rows
+        if len(rows) < size:
+            return
+        after = rows[-1][0].id
+
+
 def _entry_batches(session: Session, collections: list[CollectionRef], filters: ItemFilter,
                    after: int, first: int = MAX_BATCH) -> Iterator[ItemRecord]:
     by_dataset = {ref.dataset.id: ref for ref in collections if ref.dataset is not None}
     if not by_dataset:
         return
-    when = func.coalesce(Raster.acquired_at, Entry.mtime)
     statement = (select(Entry, Raster).outerjoin(Raster, Raster.entry_id == Entry.id)
                  .where(Entry.dataset_id.in_(list(by_dataset)), Entry.type == EntryType.raster.value)
                  .order_by(Entry.id))
-    if filters.ids is not None:
-        statement = statement.where(Entry.public_id.in_(list(filters.ids)))
-    if filters.start is not None:
-        statement = statement.where(when >= filters.start)
-    if filters.end is not None:
-        statement = statement.where(when <= filters.end)
+    statement = _filtered(statement, filters, Entry.public_id, func.coalesce(Raster.acquired_at, Entry.mtime))
     prefilter = _spatial_prefilter(filters)
     if prefilter is not None:  # entries of registered rasters are filtered by the raster's indexed box
         statement = statement.where(or_(Raster.id.is_(None), bbox_filter(*prefilter)))
-    for size in _growing(first):
-        rows = session.exec(statement.where(Entry.id > after).limit(size)).all()
-        for entry, raster in rows:
-            record = _entry_record(by_dataset[entry.dataset_id], entry, raster)
-            if record is not None and filters.accepts_geometry(record.geometry):
-                yield record
-        if len(rows) < size:
-            return
-        after = rows[-1][0].id
+    for entry, raster in _keyset_rows(session, statement, Entry.id, after, first):
+        record = _entry_record(by_dataset[entry.dataset_id], entry, raster)
+        if record is not None and filters.accepts_geometry(record.geometry):
+            yield record
 
 
 def _raster_batches(session: Session, filters: ItemFilter, after: int, first: int) -> Iterator[ItemRecord]:
-    when = func.coalesce(Raster.acquired_at, Raster.created_at)
     statement = (select(Raster, Entry, Dataset, Organization).join(Entry, Entry.id == Raster.entry_id)
                  .join(Dataset, Dataset.id == Entry.dataset_id).join(Organization, Organization.id == Dataset.org_id)
                  .where(Raster.minx.is_not(None)).order_by(Raster.id))
-    if filters.ids is not None:
-        statement = statement.where(Raster.public_id.in_(list(filters.ids)))
-    if filters.start is not None:
-        statement = statement.where(when >= filters.start)
-    if filters.end is not None:
-        statement = statement.where(when <= filters.end)
+    statement = _filtered(statement, filters, Raster.public_id, func.coalesce(Raster.acquired_at, Raster.created_at))
     prefilter = _spatial_prefilter(filters)
     if prefilter is not None:
         statement = statement.where(bbox_filter(*prefilter))
-    for size in _growing(first):
-        rows = session.exec(statement.where(Raster.id > after).limit(size)).all()
-        for raster, entry, dataset, org in rows:
-            record = _raster_record(raster, entry, _download_href(org, dataset, entry.path))
-            if record is not None and filters.accepts_geometry(record.geometry):
-                yield record
-        if len(rows) < size:
-            return
-        after = rows[-1][0].id
+    for raster, entry, dataset, org in _keyset_rows(session, statement, Raster.id, after, first):
+        record = _raster_record(raster, entry, _download_href(org, dataset, entry.path))
+        if record is not None and filters.accepts_geometry(record.geometry):
+            yield record
 
 
 def find_items(session: Session, *, collections: list[CollectionRef], filters: ItemFilter, limit: int,
