@@ -13,6 +13,9 @@
   API's direct subsampling allocates no block cache and stays at ~64 ms (ratio 0.4-1.8 against the two modes).
 * tile: ``tiles/{z}/{x}/{y}.png`` cache misses (distinct tiles at the raster's native zoom) vs rio-tiler directly
   (Reader.tile + rescale + PNG render, the same tiles); ratio of the medians.
+* entry tile: the Registry API's per-file tiles of an uploaded 4000 x 4000 uint16 GeoTIFF vs the Datasets API's tile
+  route on the same content (registered by path), alternating over the same distinct tiles, both cache misses;
+  ratio of the medians, target ~1 (<= 1.2): both routes draw through the same tiling code.
 * listing: ``GET /datasets`` p50/p95 with ``BENCH_LIST_ROWS`` (100 000) registered rows on SQLite and on PostgreSQL (a
   scratch database created on ``BENCH_POSTGRES_URL`` and dropped afterwards), rows bulk-inserted through SQL after
   one real registration (the template), then ANALYZE; several filter/sort/page variants; target p50 < 50 ms.
@@ -23,7 +26,7 @@ The API runs as a uvicorn subprocess (as in production), its data under ``<proje
 removed at the end. Settings: ``BENCH_SAMPLES`` (200), ``BENCH_THUMB_PIXELS`` (10000), ``BENCH_THUMB_RUNS`` (5),
 ``BENCH_TILES`` (30), ``BENCH_LIST_ROWS`` (100000), ``BENCH_LIST_REQUESTS`` (100 per variant), ``BENCH_BIG_MB``
 (1024), ``BENCH_POSTGRES_URL`` (``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``) and
-``BENCH_RASTER_PARTS`` (``sample,thumbnail,tile,listing,register``).
+``BENCH_RASTER_PARTS`` (``sample,thumbnail,tile,entry_tile,listing,register``).
 """
 
 from __future__ import annotations
@@ -49,15 +52,15 @@ from rasterio.windows import Window
 from rio_tiler.errors import NoOverviewWarning
 from rio_tiler.io import Reader
 
-from bench._common import env_int, scratch_dir
+from bench._common import check, env_int, scratch_dir, upload_file
 from bench._raster_api import Api, postgres_scratch
 from bench._raster_listing import bench_listing
 from georeg.core.storage import sha256_file
 
 MB = 1024 * 1024
-TARGETS = {"sample_beyond_floor_ratio": 3.0, "thumbnail_ratio": 1.5, "tile_ratio": 1.5, "list_p50_ms": 50.0,
-           "rss_mb": 300.0}
-PARTS = ("sample", "thumbnail", "tile", "listing", "register")
+TARGETS = {"sample_beyond_floor_ratio": 3.0, "thumbnail_ratio": 1.5, "tile_ratio": 1.5, "entry_tile_ratio": 1.2,
+           "list_p50_ms": 50.0, "rss_mb": 300.0}
+PARTS = ("sample", "thumbnail", "tile", "entry_tile", "listing", "register")
 
 
 def _median_ms(values: list[float]) -> float:
@@ -196,17 +199,11 @@ def _direct_tile(path: Path, tile: morecantile.Tile, low: float, high: float) ->
 
 
 def bench_tiles(api: Api, path: Path, record: dict, count: int) -> dict:
-    tms = morecantile.tms.get("WebMercatorQuad")
-    with _tile_reader(path) as src:
-        zoom = src.maxzoom
-        west, south, east, north = src.get_geographic_bounds(tms.rasterio_geographic_crs)
-    center_lon, center_lat = (west + east) / 2, (south + north) / 2
-    middle = tms.tile(center_lon, center_lat, zoom)
-    side = math.ceil(math.sqrt(count + 1))
-    tiles = [morecantile.Tile(middle.x + dx, middle.y + dy, zoom) for dx in range(side) for dy in range(side)]
+    tiles = _distinct_tiles(path, count + 1)
+    zoom = tiles[0].z
     stats = record["statistics"][0]
     api_times, ref_times = [], []
-    for index, tile in enumerate(tiles[: count + 1]):  # the first pair is an untimed warm-up
+    for index, tile in enumerate(tiles):  # the first pair is an untimed warm-up
         url = f"/datasets/{record['dataset_id']}/tiles/{tile.z}/{tile.x}/{tile.y}.png"
         elapsed, response = _timed(lambda url=url: api.get(url))
         if response.headers.get("x-tile-cache") != "miss":
@@ -217,6 +214,38 @@ def bench_tiles(api: Api, path: Path, record: dict, count: int) -> dict:
             ref_times.append(ref_elapsed)
     print(f"tiles    : {count} distinct tiles at zoom {zoom} (the raster's native zoom), cache misses")
     return _ratio_report("tile", api_times, ref_times, TARGETS["tile_ratio"], "rio-tiler")
+
+
+def _distinct_tiles(path: Path, count: int) -> list[morecantile.Tile]:
+    """``count`` distinct tiles around the raster's centre at its native zoom."""
+    tms = morecantile.tms.get("WebMercatorQuad")
+    with _tile_reader(path) as src:
+        zoom = src.maxzoom
+        west, south, east, north = src.get_geographic_bounds(tms.rasterio_geographic_crs)
+    middle = tms.tile((west + east) / 2, (south + north) / 2, zoom)
+    side = math.ceil(math.sqrt(count))
+    return [morecantile.Tile(middle.x + dx, middle.y + dy, zoom) for dx in range(side) for dy in range(side)][:count]
+
+
+def bench_entry_tiles(api: Api, path: Path, record: dict, count: int) -> dict:
+    """The Registry API's per-file tiles (``/orgs/{org}/ds/{ds}/tiles/...?path=``) of an uploaded copy of ``path``
+    vs the Datasets API's tile route on the same content, alternating, distinct tiles (cache misses both)."""
+    check(api.client.post("/orgs/admin/ds", json={"slug": "bench-tiles"}), "create dataset")
+    upload_file(api.base_url, api.token, "/orgs/admin/ds/bench-tiles/obj", path, fields={"path": "tiles.tif"})
+    api_times, ref_times = [], []
+    for index, tile in enumerate(_distinct_tiles(path, count + 1)):  # the first pair is an untimed warm-up
+        entry_url = f"/orgs/admin/ds/bench-tiles/tiles/{tile.z}/{tile.x}/{tile.y}.png"
+        raster_url = f"/datasets/{record['dataset_id']}/tiles/{tile.z}/{tile.x}/{tile.y}.png"
+        elapsed, response = _timed(lambda url=entry_url: api.get(url, params={"path": "tiles.tif"}))
+        ref_elapsed, ref_response = _timed(lambda url=raster_url: api.get(url))
+        if "miss" not in (response.headers.get("x-tile-cache"), ref_response.headers.get("x-tile-cache")) or \
+                response.headers.get("x-tile-cache") != ref_response.headers.get("x-tile-cache"):
+            raise RuntimeError(f"tile {tile}: not a cache miss on both routes")
+        if index:
+            api_times.append(elapsed)
+            ref_times.append(ref_elapsed)
+    print(f"entry tiles: {count} distinct tiles of the same file, Registry route vs Datasets API route")
+    return _ratio_report("entrytile", api_times, ref_times, TARGETS["entry_tile_ratio"], "Datasets API")
 
 
 # --------------------------------------------------------------------------- registration of a big file
@@ -301,6 +330,12 @@ def _api_parts(results: dict, parts: list[str], tmp: Path, mount: Path) -> None:
                 _load(results, "tile")
                 results["tile"] = bench_tiles(api, big, record, env_int("BENCH_TILES", 30))
             big.unlink()
+        if "entry_tile" in parts:
+            _load(results, "entry_tile")
+            raster = _write_raster(mount / "entry-tiles.tif", side=4000, dtype="uint16", nodata=0)
+            results["entry_tile"] = bench_entry_tiles(api, raster, api.register_path(raster),
+                                                      env_int("BENCH_TILES", 30))
+            raster.unlink()
         if "register" in parts:
             _load(results, "register")
             results["register"] = bench_register(api, mount, env_int("BENCH_BIG_MB", 1024))
@@ -327,7 +362,7 @@ def run() -> dict:
     with scratch_dir("rasters-") as tmp:
         mount = tmp / "mount"
         mount.mkdir()
-        if {"sample", "thumbnail", "tile", "register"} & set(parts):
+        if {"sample", "thumbnail", "tile", "entry_tile", "register"} & set(parts):
             _api_parts(results, parts, tmp, mount)
         if "listing" in parts:
             _listing_parts(results, tmp)

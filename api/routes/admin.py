@@ -7,18 +7,24 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlmodel import Session
 
 from georeg.api.deps import ActorDep, AdminUser, SessionDep, SettingsDep, TaskServiceDep
 from georeg.api.schemas import AUTH_ERRORS, COMMON_ERRORS, errors
 from georeg.api.tasks.views import job_accepted
+from georeg.core.config import Settings
+from georeg.core.errors import InvalidParameters
 from georeg.core.models import CamelModel, UtcDateTime
-from georeg.core.registry import admin
+from georeg.core.registry import admin, imports
 from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import orgs as org_repo
 from georeg.core.slugs import SLUG_PATTERN
 from georeg.core.tasks.lifecycle import purge_finished_tasks
 from georeg.core.tasks.schemas import JobAccepted
 from georeg.core.tasks.tools.check_artifacts import CHECK_ARTIFACTS
+from georeg.core.tasks.tools.registry_cleanup import REGISTRY_CLEANUP
+from georeg.core.tasks.tools.registry_import import REGISTRY_IMPORT
 from georeg.core.timeutil import utcnow
 
 router = APIRouter(prefix="/sys", tags=["administration"], responses={**COMMON_ERRORS, **AUTH_ERRORS, **errors(403)})
@@ -65,11 +71,25 @@ def cleanup_job_indices(_: AdminUser, session: SessionDep, settings: SettingsDep
     return DeletedRecords(deleted=deleted)
 
 
-@router.post("/cleanup", responses=errors(404))
-def cleanup_dataset(_: AdminUser, session: SessionDep, settings: SettingsDep,
-                    org_slug: Annotated[Slug, Query(alias="orgSlug")],
-                    ds_slug: Annotated[Slug, Query(alias="dsSlug")]) -> admin.DatasetCleanup:
-    """Remove the rows of a dataset's entries whose files are gone from storage (a synchronous report)."""
+@router.post("/cleanup", status_code=200, responses={**errors(404, 503), 202: {"model": JobAccepted}})
+async def cleanup(actor: ActorDep, _: AdminUser, session: SessionDep, settings: SettingsDep, tasks: TaskServiceDep,
+                  response: Response, org_slug: Annotated[Slug | None, Query(alias="orgSlug")] = None,
+                  ds_slug: Annotated[Slug | None, Query(alias="dsSlug")] = None) -> admin.DatasetCleanup | JobAccepted:
+    """Remove the rows of entries whose files are gone from storage, and the build artifacts of contents no entry
+    holds any more. With ``orgSlug`` and ``dsSlug``: that dataset, answered synchronously with its report. With
+    neither: every dataset, as a ``registry-cleanup`` task (202; its result is the report)."""
+    if org_slug is None and ds_slug is None:
+        submission = await tasks.submit_registry_job(actor=actor, tool_id=REGISTRY_CLEANUP.id, parameters={},
+                                                     force=False)
+        response.status_code = 202 if submission.created else 200
+        return job_accepted(submission.task)
+    if org_slug is None or ds_slug is None:
+        raise InvalidParameters("name both orgSlug and dsSlug (one dataset), or neither (every dataset)",
+                                code="dataset_incomplete")
+    return await run_in_threadpool(_cleanup_dataset, session, settings, org_slug, ds_slug)
+
+
+def _cleanup_dataset(session: Session, settings: Settings, org_slug: str, ds_slug: str) -> admin.DatasetCleanup:
     org = org_repo.get_org(session, slug=org_slug)
     dataset = dataset_repo.get_dataset(session, org=org, slug=ds_slug)
     return admin.cleanup_dataset(session, settings=settings, org=org, dataset=dataset)
@@ -87,9 +107,9 @@ class BuildPendingStatus(CamelModel):
 @router.post("/check-artifact-completeness", status_code=202, responses=errors(503))
 async def check_artifact_completeness(actor: ActorDep, _: AdminUser, tasks: TaskServiceDep,
                                       response: Response) -> JobAccepted:
-    """Scan every dataset for georeferenced rasters whose builds are missing and queue their builds (a new flow run
-    each time: follow it with ``GET /datasets/jobs/{jobId}``); ``GET /sys/build-pending-status`` reports its
-    figures."""
+    """Scan every dataset for buildable entries (georeferenced rasters, LAS/LAZ point clouds) whose builds are
+    missing and queue their builds (a new flow run each time: follow it with ``GET /datasets/jobs/{jobId}``);
+    ``GET /sys/build-pending-status`` reports its figures."""
     submission = await tasks.submit_registry_job(actor=actor, tool_id=CHECK_ARTIFACTS.id, parameters={}, force=True)
     response.status_code = 202 if submission.created else 200
     return job_accepted(submission.task)
@@ -102,3 +122,37 @@ async def build_pending_status(_: AdminUser, tasks: TaskServiceDep) -> BuildPend
     if scan is None:
         return BuildPendingStatus(job_id=None, state=None, finished_at=None, figures=None)
     return BuildPendingStatus(job_id=scan.id, state=scan.state, finished_at=scan.finished_at, figures=scan.result)
+
+
+IMPORT_ERRORS = {**errors(400, 404, 502, 503, 504)}
+
+
+async def _start_import(actor: ActorDep, tasks: TaskServiceDep, settings: SettingsDep,
+                        request: imports.ImportOrganizationRequest) -> JobAccepted:
+    parameters = await tasks.in_thread(imports.prepare_import, settings, request)
+    try:
+        submission = await tasks.submit_registry_job(actor=actor, tool_id=REGISTRY_IMPORT.id, parameters=parameters,
+                                                     force=True)
+    except BaseException:
+        imports.drop_credentials(settings, parameters["credentials_id"])
+        raise
+    return job_accepted(submission.task)
+
+
+@router.post("/import-dataset", status_code=202, responses=IMPORT_ERRORS)
+async def import_dataset(actor: ActorDep, _: AdminUser, body: imports.ImportDatasetRequest, settings: SettingsDep,
+                         tasks: TaskServiceDep) -> JobAccepted:
+    """Copy a dataset from another registry (georeg or DroneDB-compatible) as a ``registry-import`` job (202; follow
+    it with ``GET /datasets/jobs/{jobId}``; its result is ``{importedItems, skippedFiles, totalSize, errors}``).
+    The URL, the slugs, the credentials and the dataset's existence are checked first: ``400 invalid_source_url``,
+    ``403 download_host_not_allowed`` / ``address_not_allowed``, ``400 source_auth_failed``, ``404 source_not_found``,
+    ``502 source_unreachable``, ``504 source_timeout``."""
+    return await _start_import(actor, tasks, settings, body)
+
+
+@router.post("/import-organization", status_code=202, responses=IMPORT_ERRORS)
+async def import_organization(actor: ActorDep, _: AdminUser, body: imports.ImportOrganizationRequest,
+                              settings: SettingsDep, tasks: TaskServiceDep) -> JobAccepted:
+    """Copy every dataset of another registry's organization that the credentials can read, each under its own slug
+    (a ``registry-import`` job, as ``POST /sys/import-dataset``)."""
+    return await _start_import(actor, tasks, settings, body)

@@ -16,9 +16,13 @@ from georeg.api.schemas import AUTH_ERRORS, COMMON_ERRORS, errors
 from georeg.core.errors import NotFound
 from georeg.core.models import CamelModel, Entry, UtcDateTime
 from georeg.core.paging import MAX_OFFSET, SkipTakePage
+from georeg.core.registry.artifacts import artifact_file
 from georeg.core.storage import MAX_PATH_LENGTH, normalize_entry_path
 from georeg.core.tasks.schemas import TaskPublic
-from georeg.core.tasks.tools.build import BUILD, artifact_file
+from georeg.core.tasks.tools.build import BUILD
+
+ARTIFACT_MEDIA_TYPES = {".tif": "image/tiff; application=geotiff; profile=cloud-optimized",
+                        ".copc.laz": "application/vnd.laszip+copc"}
 
 router = APIRouter(prefix="/orgs/{orgSlug}/ds/{dsSlug}", tags=["builds"], responses={**COMMON_ERRORS, **AUTH_ERRORS})
 
@@ -76,8 +80,10 @@ async def clear_builds(access: WritableDataset, tasks: TaskServiceDep) -> Cleare
 
 
 @router.api_route("/build/{hash}/{path:path}", methods=["GET", "HEAD"], response_class=FileResponse,
-                  response_model=None, responses={200: {"content": {"image/tiff": {}}, "description": "an artifact"},
-                                                  206: {"description": "a range of it"}, **errors(416)})
+                  response_model=None, responses={
+                      200: {"content": {media: {} for media in ARTIFACT_MEDIA_TYPES.values()},
+                            "description": "an artifact"},
+                      206: {"description": "a range of it"}, **errors(416)})
 def build_artifact(access: ReadableDataset, session: SessionDep, settings: SettingsDep,
                    sha256: Annotated[str, Path(alias="hash", pattern=r"^[0-9a-f]{64}$")],
                    path: Annotated[str, Path(max_length=MAX_PATH_LENGTH)]) -> FileResponse:
@@ -89,4 +95,6 @@ def build_artifact(access: ReadableDataset, session: SessionDep, settings: Setti
     target = artifact_file(settings, sha256, normalize_entry_path(path))
     if not target.is_file():
         raise NotFound(f"build {sha256[:16]}… has no {path!r} (not built yet?)", code="artifact_not_found")
-    return file_response(target, filename=PurePosixPath(target.name).name, media_type="image/tiff")
+    media_type = next((media for suffix, media in ARTIFACT_MEDIA_TYPES.items() if target.name.endswith(suffix)),
+                      "application/octet-stream")
+    return file_response(target, filename=PurePosixPath(target.name).name, media_type=media_type)

@@ -29,7 +29,6 @@ from georeg.core.registry.schemas import (
     SearchBody,
 )
 from georeg.core.storage import MAX_PATH_LENGTH, normalize_entry_path
-from georeg.core.tasks.tools.build import BUILDABLE
 
 router = APIRouter(prefix="/orgs/{orgSlug}/ds/{dsSlug}", tags=["objects"], responses={**COMMON_ERRORS, **AUTH_ERRORS})
 
@@ -88,8 +87,7 @@ async def upload_object(access: WritableDataset, request: Request, session: Sess
                                         dataset=access.dataset, path=normalize_entry_path(raw_path),
                                         upload=upload.file)
         public = objects.entry_public(entry)
-        if settings.build_on_upload and entry.type in BUILDABLE:
-            await tasks.build_after_upload(actor=actor, access=access, entry_path=entry.path)
+        await tasks.build_after_upload(actor=actor, access=access, paths=[entry.path])
         return public
     finally:
         upload.discard()

@@ -13,7 +13,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
-from georeg.api.deps import ActorDep, DsSlug, OrgSlug, SessionDep, SettingsDep, WritableDataset
+from georeg.api.deps import ActorDep, DsSlug, OrgSlug, SessionDep, SettingsDep, TaskServiceDep, WritableDataset
 from georeg.api.form_body import read_small_body
 from georeg.api.schemas import AUTH_ERRORS, COMMON_ERRORS, errors
 from georeg.api.uploads import multipart_body, receive_upload
@@ -106,9 +106,14 @@ def meta(access: WritableDataset, fields: MetaFields, session: SessionDep, actor
 
 
 @router.post("/commit", responses=errors(409, 429), openapi_extra=COMMIT_BODY)
-def commit(access: WritableDataset, fields: TokenFields, session: SessionDep, settings: SettingsDep,
-           actor: ActorDep) -> DatasetStamp:
-    """Apply the push at once and answer the new stamp; 409 (nothing applied) when the dataset changed since init."""
-    batch = push.get_push(session, token=_required(fields, "token"), dataset=access.dataset, actor=actor)
-    return push.commit_push(session, settings=settings, org=access.org, dataset=access.dataset, batch=batch,
-                            describe=describe_entry)
+async def commit(access: WritableDataset, fields: TokenFields, session: SessionDep, settings: SettingsDep,
+                 actor: ActorDep, tasks: TaskServiceDep) -> DatasetStamp:
+    """Apply the push at once and answer the new stamp (and start the builds of buildable files it added); 409
+    (nothing applied) when the dataset changed since init."""
+    batch = await run_in_threadpool(push.get_push, session, token=_required(fields, "token"), dataset=access.dataset,
+                                    actor=actor)
+    added = push.added_files(batch)
+    stamp = await run_in_threadpool(push.commit_push, session, settings=settings, org=access.org,
+                                    dataset=access.dataset, batch=batch, describe=describe_entry)
+    await tasks.build_after_upload(actor=actor, access=access, paths=added)
+    return stamp

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 
-from georeg.api.deps import ActorDep, PageDep, SessionDep, SettingsDep, WritableDataset
+from georeg.api.deps import ActorDep, PageDep, SessionDep, SettingsDep, TaskServiceDep, WritableDataset
 from georeg.api.form_body import read_small_body
 from georeg.api.schemas import AUTH_ERRORS, COMMON_ERRORS, errors
 from georeg.api.uploads import multipart_body, receive_upload
@@ -129,10 +129,14 @@ async def upload_chunk(token: Token, request: Request, session: SessionDep, sett
 
 
 @router.post("/share/{token}/commit", responses=errors(409, 429))
-def commit(token: Token, session: SessionDep, settings: SettingsDep, actor: ActorDep) -> share.ShareCommitted:
-    """Add every staged file to the dataset at once; 409 listing the chunked uploads still incomplete."""
-    batch = share.get_share(session, token=token, actor=actor)
-    return share.commit_share(session, settings=settings, batch=batch, describe=describe_entry)
+async def commit(token: Token, session: SessionDep, settings: SettingsDep, actor: ActorDep,
+                 tasks: TaskServiceDep) -> share.ShareCommitted:
+    """Add every staged file to the dataset at once (and start the builds of buildable ones); 409 listing the
+    chunked uploads still incomplete."""
+    committed = await run_in_threadpool(share.commit_share_by_token, session, settings=settings, token=token,
+                                        actor=actor, describe=describe_entry)
+    await tasks.build_after_upload(actor=actor, access=committed.target, paths=committed.paths)
+    return committed.answer
 
 
 @router.post("/share/{token}/rollback", responses=errors(409))

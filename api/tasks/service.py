@@ -75,12 +75,13 @@ from georeg.core.tasks.schemas import (
     TaskSubmit,
     ToolDescription,
 )
-from georeg.core.tasks.tools.build import BUILD, NotBuildable, buildable_artifact
+from georeg.core.tasks.tools.build import BUILD, BUILDABLE, NotBuildable, buildable_artifact
 from georeg.core.timeutil import as_utc, utcnow
 
 logger = logging.getLogger(__name__)
 Result = TypeVar("Result")
 POLL_SECONDS = 0.5
+MAX_BUILDS_PER_UPLOAD = 100
 RETRYABLE = (TaskState.failed.value, TaskState.cancelled.value)
 
 
@@ -459,15 +460,26 @@ class TaskService:
         await self.show(rows)
         return next((task for task in rows if task.state == TaskState.succeeded.value), None)
 
-    async def build_after_upload(self, *, actor: Actor, access: DatasetAccess, entry_path: str) -> None:
-        """Start the build of a just-uploaded entry when it is buildable (``GEOREG_BUILD_ON_UPLOAD``); the upload
-        stands whatever happens here (a busy Prefect, a quota, a build already running are logged)."""
-        try:
-            await self.submit_build(actor=actor, access=access, path=entry_path, force=False)
-        except NotBuildable:
+    async def build_after_upload(self, *, actor: Actor, access: DatasetAccess, paths: list[str]) -> None:
+        """Start the builds of just-added files (an upload, a share or push commit) that are buildable, one per
+        content, at most ``MAX_BUILDS_PER_UPLOAD`` (the nightly completeness scan queues the rest), when
+        ``GEOREG_BUILD_ON_UPLOAD``. The upload stands whatever happens here: a busy Prefect, a quota or a build
+        already running are logged."""
+        if not self.settings.build_on_upload or not paths:
             return
-        except GeoregError as exc:
-            logger.info("no build started after uploading %s: %s", entry_path, exc.message)
+        entries = await self.in_thread(entry_repo.entries_at, self.session, dataset=access.dataset, paths=paths)
+        wanted = {entry.sha256: entry.path for entry in entries if entry.type in BUILDABLE and entry.sha256}
+        for started, path in enumerate(sorted(wanted.values())):
+            if started >= MAX_BUILDS_PER_UPLOAD:
+                logger.info("%d more buildable files added to %s/%s: left to the completeness scan",
+                            len(wanted) - started, access.org.slug, access.dataset.slug)
+                return
+            try:
+                await self.submit_build(actor=actor, access=access, path=path, force=False)
+            except NotBuildable:
+                continue
+            except GeoregError as exc:
+                logger.info("no build started after adding %s: %s", path, exc.message)
 
     async def clear(self, access: DatasetAccess, *, tool_id: str | None) -> ClearedTasks:
         """Delete the dataset's finished tasks (of one tool, when given), after bringing active ones up to date."""

@@ -78,7 +78,7 @@ def entry_tile(session: Session, *, settings: Settings, org: Organization, datas
     try:
         png, hit = cached_tile(settings.cache_dir, settings.tmp_dir, tileset,
                                _entry_file(session, settings, org, dataset, entry), z, x, y, stats=None,
-                               tilesize=TILE_SIZE * scale)
+                               tilesize=TILE_SIZE * scale, content=entry.sha256)
     except InvalidRaster as exc:
         raise NotPreviewable(f"{path!r} cannot be drawn: {exc.message}") from exc
     return Picture(png=png, origin="hit" if hit else "miss")

@@ -7,6 +7,7 @@ grid is MapCache's ``GoogleMapsCompatible`` and the tileset is the dataset id (X
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from lxml import etree
 
 from georeg.core.errors import InvalidInput, NotFound
 from georeg.core.rasters.png_cache import read_cached_png, write_cached_png
+from georeg.core.storage import write_atomically
 
 GRID = "GoogleMapsCompatible"
 TMS = morecantile.tms.get("WebMercatorQuad")
@@ -57,9 +59,26 @@ def _percentiles(src, indexes: tuple[int, ...]) -> list[dict]:  # noqa: ANN001
     return [found[indexes.index(b)] if b in indexes else {} for b in range(1, max(indexes) + 1)]
 
 
-def render_tile(path: Path, z: int, x: int, y: int, *, stats: list[dict] | None, tilesize: int = TILE_SIZE) -> bytes:
+def _stored_percentiles(src, indexes: tuple[int, ...], stats_file: Path | None, tmp_dir: Path | None) -> list[dict]:  # noqa: ANN001
+    """:func:`_percentiles`, kept in ``stats_file`` (JSON, written atomically) so they are measured once per
+    content rather than once per tile."""
+    if stats_file is not None:
+        try:
+            stored = json.loads(stats_file.read_text())
+            if isinstance(stored, list) and len(stored) >= max(indexes):
+                return stored
+        except (OSError, ValueError):
+            pass
+    measured = _percentiles(src, indexes)
+    if stats_file is not None and tmp_dir is not None:
+        write_atomically([json.dumps(measured).encode()], stats_file, tmp_dir=tmp_dir, max_bytes=None)
+    return measured
+
+
+def render_tile(path: Path, z: int, x: int, y: int, *, stats: list[dict] | None, tilesize: int = TILE_SIZE,
+                stats_file: Path | None = None, tmp_dir: Path | None = None) -> bytes:
     """One ``tilesize`` PNG; 1-band and non-8-bit rasters are stretched between the 2nd and 98th percentiles (of
-    ``stats``, else measured on a reduced read of the raster)."""
+    ``stats``, else measured on a reduced read of the raster and kept in ``stats_file`` when given)."""
     from rio_tiler.errors import TileOutsideBounds  # rio-tiler loads xarray and pandas: only where tiles are drawn
     from rio_tiler.io import Reader
 
@@ -71,7 +90,7 @@ def render_tile(path: Path, z: int, x: int, y: int, *, stats: list[dict] | None,
         except TileOutsideBounds as exc:
             raise NotFound(f"tile {z}/{x}/{y} is outside the dataset", code="tile_outside_bounds") from exc
         if image.data.dtype != np.uint8 or len(indexes) == 1:
-            stats = stats if stats is not None else _percentiles(src, indexes)
+            stats = stats if stats is not None else _stored_percentiles(src, indexes, stats_file, tmp_dir)
             ranges = []
             for band in indexes:
                 band_stats = (stats or [])[band - 1] if stats and len(stats) >= band else {}
@@ -82,14 +101,17 @@ def render_tile(path: Path, z: int, x: int, y: int, *, stats: list[dict] | None,
 
 
 def cached_tile(cache_dir: Path, tmp_dir: Path, tileset: str, source: Path, z: int, x: int, y: int,
-                *, stats: list[dict] | None, tilesize: int = TILE_SIZE) -> tuple[bytes, bool]:
-    """(png, came from cache)."""
+                *, stats: list[dict] | None, tilesize: int = TILE_SIZE,
+                content: str | None = None) -> tuple[bytes, bool]:
+    """(png, came from cache). Without ``stats``, the percentiles measured for ``content`` (a content hash) are
+    kept next to the tiles and measured once."""
     check_tile(z, x, y)
     target = tile_path(cache_dir, tileset, z, x, y)
     cached = read_cached_png(target)
     if cached is not None:
         return cached, True
-    png = render_tile(source, z, x, y, stats=stats, tilesize=tilesize)
+    stats_file = cache_dir / "stats" / f"{content}.json" if content and stats is None else None
+    png = render_tile(source, z, x, y, stats=stats, tilesize=tilesize, stats_file=stats_file, tmp_dir=tmp_dir)
     write_cached_png(png, target, tmp_dir=tmp_dir)
     return png, False
 

@@ -1,5 +1,6 @@
 """Administration of the Registry (``/sys``, admins only): move datasets between organizations, merge organizations,
-remove empty datasets, take visibility from metadata, and reconcile a dataset's rows with its files.
+remove empty datasets, take visibility from metadata, and reconcile datasets' rows with their files (and remove the
+build artifacts no entry needs any more).
 
 Each dataset moves in its own transaction, its folder with it (and back when the commit fails), so a batch that
 stops half-way leaves every dataset either moved or untouched."""
@@ -23,11 +24,14 @@ from georeg.core.models import (
     OrgMember,
     Permission,
     Raster,
+    Task,
     Visibility,
 )
+from georeg.core.progress import ProgressCallback
 from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import entries as entry_repo
 from georeg.core.registry import orgs as org_repo
+from georeg.core.registry.artifacts import BUILD_TOOL_ID, remove_orphan_artifacts
 from georeg.core.registry.objects import delete_dataset, storage_root
 from georeg.core.slugs import validate_slug
 from georeg.core.storage import dataset_dir
@@ -79,6 +83,19 @@ class VisibilityMigration(CamelModel):
 
 class DatasetCleanup(CamelModel):
     removed_entries: list[str] = Field(description="paths whose rows were removed: their files are gone")
+    removed_artifacts: list[str] = Field(default_factory=list, description="content hashes whose build artifacts "
+                                         "were removed: no entry of any dataset holds that content any more")
+    freed_bytes: int = Field(default=0, description="bytes of build artifacts removed")
+
+
+class RegistryCleanup(CamelModel):
+    """What a cleanup of every dataset removed."""
+
+    datasets: int = Field(description="datasets reconciled with their files")
+    removed_entries: dict[str, list[str]] = Field(description="per dataset (``org/ds``), the paths whose rows "
+                                                  "were removed; datasets with nothing removed are left out")
+    removed_artifacts: list[str] = Field(description="content hashes whose build artifacts were removed")
+    freed_bytes: int = Field(description="bytes of build artifacts removed")
 
 
 def _free_slug(session: Session, org: Organization, slug: str) -> str:
@@ -237,5 +254,35 @@ def cleanup_dataset(session: Session, *, settings: Settings, org: Organization, 
     if gone:
         dataset_repo.touch(session, dataset=dataset)
     session.commit()
-    return DatasetCleanup(removed_entries=[entry.path for entry in gone])
+    built = session.exec(select(Task.parameters).where(Task.dataset_id == dataset.id,
+                                                       Task.tool_id == BUILD_TOOL_ID)).all()
+    hashes = {entry.sha256 for entry in gone if entry.sha256} | {p.get("hash") for p in built if p and p.get("hash")}
+    removed, freed = remove_orphan_artifacts(session, settings=settings, hashes=hashes)
+    return DatasetCleanup(removed_entries=[entry.path for entry in gone], removed_artifacts=removed,
+                          freed_bytes=freed)
+
+
+def cleanup_registry(session: Session, *, settings: Settings,
+                     report: ProgressCallback | None = None) -> RegistryCleanup:
+    """:func:`cleanup_dataset` for every dataset (each in its own transaction), then remove every build whose
+    content no entry holds."""
+    datasets = session.exec(select(Dataset, Organization).join(Organization, Organization.id == Dataset.org_id)
+                            .order_by(Organization.slug, Dataset.slug)).all()
+    removed_entries: dict[str, list[str]] = {}
+    removed_artifacts: set[str] = set()
+    freed = 0
+    for index, (dataset, org) in enumerate(datasets):
+        name = f"{org.slug}/{dataset.slug}"
+        cleaned = cleanup_dataset(session, settings=settings, org=org, dataset=dataset)
+        if cleaned.removed_entries:
+            removed_entries[name] = cleaned.removed_entries
+        removed_artifacts.update(cleaned.removed_artifacts)
+        freed += cleaned.freed_bytes
+        if report:
+            report(90 * (index + 1) / len(datasets), "datasets", name)
+    orphans, orphan_bytes = remove_orphan_artifacts(session, settings=settings)
+    if report:
+        report(100, "artifacts", f"{len(removed_artifacts) + len(orphans)} builds removed")
+    return RegistryCleanup(datasets=len(datasets), removed_entries=removed_entries,
+                           removed_artifacts=sorted(removed_artifacts | set(orphans)), freed_bytes=freed + orphan_bytes)
 

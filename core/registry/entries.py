@@ -24,6 +24,15 @@ def find_entry(session: Session, *, dataset: Dataset, path: str) -> Entry | None
     return session.exec(select(Entry).where(Entry.dataset_id == dataset.id, Entry.path == path)).first()
 
 
+def entries_at(session: Session, *, dataset: Dataset, paths: list[str]) -> list[Entry]:
+    """The entries of ``dataset`` at ``paths`` (those that exist), by path."""
+    found: list[Entry] = []
+    for start in range(0, len(paths), 500):
+        chunk = paths[start:start + 500]
+        found.extend(session.exec(select(Entry).where(Entry.dataset_id == dataset.id, Entry.path.in_(chunk))).all())
+    return sorted(found, key=lambda entry: entry.path)
+
+
 def get_entry(session: Session, *, dataset: Dataset, path: str) -> Entry:
     entry = find_entry(session, dataset=dataset, path=path)
     if entry is None:

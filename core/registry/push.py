@@ -290,6 +290,11 @@ def _in_chunks(values: list[str]) -> list[list[str]]:
     return [values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK)]
 
 
+def added_files(batch: UploadBatch) -> list[str]:
+    """The paths of the files (not folders) a push adds or replaces."""
+    return sorted(path for path, digest in batch.state.get("adds", {}).items() if digest)
+
+
 def commit_push(session: Session, *, settings: Settings, org: Organization, dataset: Dataset, batch: UploadBatch,
                 describe: Describe) -> DatasetStamp:
     """Apply the push's delta atomically and answer the new stamp: ``409 dataset_changed`` (the batch is rolled

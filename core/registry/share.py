@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import Field
@@ -322,3 +323,25 @@ def commit_share(session: Session, *, settings: Settings, batch: UploadBatch, de
         raise
     remove_tree(batch_repo.staging_dir(settings, token))
     return ShareCommitted(url=f"/r/{org.slug}/{dataset.slug}", tag=f"{org.slug}/{dataset.slug}")
+
+
+@dataclass(frozen=True)
+class CommittedShare:
+    """A committed share: the answer, the dataset it went into and the paths of the files it added."""
+
+    answer: ShareCommitted
+    target: access.DatasetAccess
+    paths: list[str]
+
+
+def commit_share_by_token(session: Session, *, settings: Settings, token: str, actor: Actor,
+                          describe: Describe) -> CommittedShare:
+    """:func:`commit_share` of the caller's running batch ``token`` (write permission checked)."""
+    batch = get_share(session, token=token, actor=actor)
+    paths = [row.path for row in batch_files(session, token=batch.token)]
+    dataset = session.get(Dataset, batch.dataset_id)
+    org = session.get(Organization, dataset.org_id)
+    permission = access.check_dataset(session, org=org, dataset=dataset, actor=actor, need=Permission.write)
+    answer = commit_share(session, settings=settings, batch=batch, describe=describe)
+    return CommittedShare(answer=answer, target=access.DatasetAccess(org=org, dataset=dataset, permission=permission),
+                          paths=paths)

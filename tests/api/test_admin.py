@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from georeg.core.db import make_engine
 from georeg.core.models import Dataset, Task
+from georeg.core.registry.artifacts import build_dir
 from georeg.core.timeutil import utcnow
 from tests.helpers import assert_error, create_dataset, upload_object
 
@@ -103,7 +104,7 @@ def test_cleanups_visibility_and_task_records(client, admin_headers, settings):
 
     (settings.storage_dir / "admin" / "full" / "g.txt").unlink()
     report = client.post("/sys/cleanup", params={"orgSlug": "admin", "dsSlug": "full"}, headers=admin_headers)
-    assert report.json() == {"removedEntries": ["g.txt"]}
+    assert report.json() == {"removedEntries": ["g.txt"], "removedArtifacts": [], "freedBytes": 0}
     assert _files(client, admin_headers, "admin", "full") == ["f.txt"]
 
     engine = make_engine(settings.effective_database_url)
@@ -143,4 +144,46 @@ def test_administration_is_for_admins_and_refuses_bad_input(client, admin_header
     assert_error(client.post("/sys/cleanup-jobindices", params={"retentionDays": 0}, headers=admin_headers), 422)
     assert_error(client.post("/sys/cleanup", params={"orgSlug": "admin", "dsSlug": "nope"}, headers=admin_headers),
                  404)
-    assert_error(client.post("/sys/cleanup", headers=admin_headers), 422)
+    assert_error(client.post("/sys/cleanup", params={"orgSlug": "admin"}, headers=admin_headers), 422,
+                 "dataset_incomplete")
+    assert_error(client.post("/sys/cleanup", params={"dsSlug": "../x"}, headers=admin_headers), 422)
+    assert_error(client.post("/sys/cleanup", headers=user), 403)
+
+
+def _fake_build(settings, sha256: str, size: int = 100) -> None:
+    artifact = build_dir(settings, sha256) / "cog" / "cog.tif"
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    artifact.write_bytes(b"x" * size)
+
+
+def test_dataset_cleanup_removes_builds_no_entry_holds(client, admin_headers, settings):
+    """A build stays while any entry of any dataset holds its content; the dataset's cleanup removes the builds of
+    the rows it removed and of contents it had built earlier that are gone everywhere."""
+    for slug in ("one", "two"):
+        create_dataset(client, admin_headers, org="admin", slug=slug)
+    gone = upload_object(client, admin_headers, "gone.txt", b"gone", dataset="/orgs/admin/ds/one").json()["hash"]
+    shared = upload_object(client, admin_headers, "shared.txt", b"shared", dataset="/orgs/admin/ds/one").json()["hash"]
+    upload_object(client, admin_headers, "copy.txt", b"shared", dataset="/orgs/admin/ds/two")
+    deleted = upload_object(client, admin_headers, "old.txt", b"old", dataset="/orgs/admin/ds/one").json()["hash"]
+    for sha in (gone, shared, deleted):
+        _fake_build(settings, sha)
+    engine = make_engine(settings.effective_database_url)
+    try:
+        with Session(engine) as session:
+            dataset = session.exec(select(Dataset).where(Dataset.slug == "one")).one()
+            session.add(Task(tool_id="build", tool_version="1", dedup_key="b", org_id=dataset.org_id,
+                             dataset_id=dataset.id, state="Succeeded", parameters={"hash": deleted}, path="old.txt"))
+            session.commit()
+    finally:
+        engine.dispose()
+    assert client.delete("/orgs/admin/ds/one/obj", params={"path": "old.txt"}, headers=admin_headers).status_code < 300
+    (settings.storage_dir / "admin" / "one" / "gone.txt").unlink()
+    (settings.storage_dir / "admin" / "one" / "shared.txt").unlink()
+
+    report = client.post("/sys/cleanup", params={"orgSlug": "admin", "dsSlug": "one"}, headers=admin_headers).json()
+    assert report["removedEntries"] == ["gone.txt", "shared.txt"]
+    assert sorted(report["removedArtifacts"]) == sorted([gone, deleted]) and report["freedBytes"] == 200
+    assert not build_dir(settings, gone).exists() and not build_dir(settings, deleted).exists()
+    assert build_dir(settings, shared).is_dir(), "admin/two still holds that content"
+    again = client.post("/sys/cleanup", params={"orgSlug": "admin", "dsSlug": "one"}, headers=admin_headers).json()
+    assert again == {"removedEntries": [], "removedArtifacts": [], "freedBytes": 0}

@@ -69,10 +69,14 @@ def test_single_band_tiles_are_stretched_without_stored_statistics(client, ds, t
 
 
 def test_thumbnails_png_webp_cache_and_the_dataset_thumbnail(client, ds, tmp_path):
-    entry, _ = _upload(client, ds, tmp_path, "scene.tif", count=3, dtype="uint8", width=300, height=200)
+    entry, source = _upload(client, ds, tmp_path, "scene.tif", count=3, dtype="uint8", width=300, height=200)
     response = client.get(f"{BASE}/thumb", params={"path": "scene.tif", "size": 150}, headers=ds)
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(response.content)).size == (150, 100)
+    with Reader(str(source)) as reader:  # an independent rendering of the same overview
+        expected = reader.preview(max_size=150, indexes=(1, 2, 3), resampling_method="nearest")
+    assert np.array_equal(_rgba(response.content)[..., :3].transpose(2, 0, 1), expected.data)
+    assert np.array_equal(_rgba(response.content)[..., 3] > 0, expected.mask > 0)
     assert response.headers["x-thumbnail-cache"] == "rendered"
     again = client.get(f"{BASE}/thumb", params={"path": "scene.tif", "size": 150}, headers=ds)
     assert again.headers["x-thumbnail-cache"] == "memory" and again.content == response.content

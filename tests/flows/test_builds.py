@@ -1,13 +1,17 @@
-"""Builds through the worker: a raster entry's COG (validated by rio-cogeo), the builds list, artifacts with Range,
-409 for an active build of the same content, clearing records, and hostile requests."""
+"""Builds through the worker: a raster entry's COG (validated by rio-cogeo), a LAZ point cloud's COPC (read back
+with laspy), the builds list, artifacts with Range, 409 for an active build of the same content, clearing records,
+point files that are not LAS/LAZ, and hostile requests."""
 
 from __future__ import annotations
 
+import laspy
+import numpy as np
 import rasterio
 from rio_cogeo.cogeo import cog_validate
 
 from tests.flows.conftest import wait_for_state
 from tests.helpers import assert_error, upload_object
+from tests.pointclouds import make_points, write_las, write_xyz
 from tests.rasters import write_geotiff
 
 DS = "/orgs/admin/ds/d"
@@ -30,7 +34,7 @@ def test_build_writes_a_valid_cog_served_with_range(client, ds, tmp_path):
 
     url = f"{DS}/build/{entry['hash']}/cog/cog.tif"
     whole = client.get(url, headers=ds)
-    assert whole.status_code == 200 and whole.headers["content-type"] == "image/tiff"
+    assert whole.status_code == 200 and whole.headers["content-type"].startswith("image/tiff; application=geotiff")
     (tmp_path / "cog.tif").write_bytes(whole.content)
     assert cog_validate(str(tmp_path / "cog.tif"))[0]
     with rasterio.open(tmp_path / "cog.tif") as cog, rasterio.open(source) as original:
@@ -88,6 +92,8 @@ def test_artifact_completeness_scan_queues_missing_builds_once(client, ds, tmp_p
     upload_object(client, ds, "two.tif", write_geotiff(tmp_path / "two.tif", origin=(5.0, 60.0)).read_bytes())
     upload_object(client, ds, "flat.tif", write_geotiff(tmp_path / "flat.tif", crs=None).read_bytes())
     upload_object(client, ds, "notes.txt", b"text")
+    cloud = upload_object(client, ds, "cloud.las", write_las(tmp_path / "c.las", *make_points(300)).read_bytes()).json()
+    upload_object(client, ds, "mesh.ply", b"ply\nformat ascii 1.0\nelement vertex 0\nend_header\n")  # not LAS/LAZ
     started = client.post("/sys/check-artifact-completeness", headers=ds)
     assert started.status_code == 202, started.text
     scan = wait_for_state(client, f"/datasets/jobs/{started.json()['job_id']}", ds, DONE)
@@ -95,19 +101,57 @@ def test_artifact_completeness_scan_queues_missing_builds_once(client, ds, tmp_p
     status = client.get("/sys/build-pending-status", headers=ds).json()
     assert status["jobId"] == started.json()["job_id"]
     assert {k: status["figures"][k] for k in ("buildable", "built", "missing", "queued")} == \
-        {"buildable": 2, "built": 0, "missing": 2, "queued": 2}
+        {"buildable": 3, "built": 0, "missing": 3, "queued": 3}
     builds = client.get(f"{DS}/builds", headers=ds).json()["items"]
-    assert sorted(b["path"] for b in builds) in (["one.tif", "two.tif"], ["copy.tif", "two.tif"])
+    assert sorted(b["path"] for b in builds) in (["cloud.las", "one.tif", "two.tif"],
+                                                 ["cloud.las", "copy.tif", "two.tif"])
     for build in builds:
         assert wait_for_state(client, f"{DS}/tasks/{build['jobId']}", ds, DONE)["state"] == "Succeeded"
     assert client.get(f"{DS}/build/{first['hash']}/cog/cog.tif", headers=ds).status_code == 200
+    assert client.get(f"{DS}/build/{cloud['hash']}/copc/cloud.copc.laz", headers=ds).status_code == 200
     rescan = client.post("/sys/check-artifact-completeness", headers=ds).json()["job_id"]
     again = wait_for_state(client, f"/datasets/jobs/{rescan}", ds, DONE)
     assert again["state"] == "Succeeded"
     latest = client.get("/sys/build-pending-status", headers=ds).json()
     assert latest["jobId"] == rescan, (latest, again)
     figures = latest["figures"]
-    assert (figures["built"], figures["missing"], figures["queued"]) == (2, 0, 0)
+    assert (figures["built"], figures["missing"], figures["queued"]) == (3, 0, 0)
     user = make_user("someone")
     assert_error(client.post("/sys/check-artifact-completeness", headers=user), 403)
     assert_error(client.get("/sys/build-pending-status", headers=user), 403)
+
+
+def test_build_of_a_laz_point_cloud_writes_copc(client, ds, tmp_path):
+    x, y, z = make_points(20_000)
+    source = write_las(tmp_path / "cloud.laz", x, y, z)
+    entry = upload_object(client, ds, "scans/cloud.laz", source.read_bytes()).json()
+    assert entry["type"] == "pointcloud"
+    started = client.post(f"{DS}/build", data={"path": "scans/cloud.laz"}, headers=ds)
+    assert started.status_code == 202, started.text
+    done = wait_for_state(client, f"{DS}/tasks/{started.json()['jobId']}", ds, DONE)
+    assert done["state"] == "Succeeded", done
+    result = done["result"]
+    assert result["artifacts"] == ["copc/cloud.copc.laz"] and result["valid"] is True
+    assert result["points"] == x.size and result["hash"] == entry["hash"] and result["nodes"] >= 1
+
+    url = f"{DS}/build/{entry['hash']}/copc/cloud.copc.laz"
+    whole = client.get(url, headers=ds)
+    assert whole.status_code == 200 and whole.headers["content-type"] == "application/vnd.laszip+copc", whole.text
+    part = client.get(url, headers={**ds, "Range": "bytes=0-374"})  # the LAS header, as a COPC reader asks first
+    assert part.status_code == 206 and part.content == whole.content[:375] and part.content[:4] == b"LASF"
+    (tmp_path / "cloud.copc.laz").write_bytes(whole.content)
+    with laspy.CopcReader.open(str(tmp_path / "cloud.copc.laz")) as copc, laspy.open(str(source)) as original:
+        points, src = copc.query(), original.read().points
+        assert len(points) == x.size
+        ours = np.sort(np.asarray(points.X, dtype=np.int64) * 2**40 + np.asarray(points.Y) * 2**20 + points.Z)
+        theirs = np.sort(np.asarray(src.X, dtype=np.int64) * 2**40 + np.asarray(src.Y) * 2**20 + src.Z)
+        assert np.array_equal(ours, theirs)
+
+
+def test_point_files_other_than_las_are_not_buildable(client, ds, tmp_path):
+    x, y, z = make_points(50)
+    upload_object(client, ds, "points.xyz", write_xyz(tmp_path / "points.xyz", x, y, z).read_bytes())
+    assert_error(client.post(f"{DS}/build", data={"path": "points.xyz"}, headers=ds), 422, "not_buildable")
+    ply = upload_object(client, ds, "mesh.ply", b"ply\nformat ascii 1.0\nelement vertex 0\nend_header\n").json()
+    assert ply["type"] == "pointcloud"
+    assert_error(client.post(f"{DS}/build", data={"path": "mesh.ply"}, headers=ds), 422, "not_buildable")

@@ -32,6 +32,8 @@ TOOLS: dict[str, str] = {
     "point-cloud-grid": "point_cloud_grid",
     "prune-missing": "registry_maintenance",
     "raster-export": "raster_export",
+    "registry-cleanup": "registry_cleanup",
+    "registry-import": "registry_import",
     "rehash": "registry_maintenance",
     "rescan-index": "rescan_index",
     "resync": "registry_maintenance",

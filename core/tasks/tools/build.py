@@ -1,15 +1,16 @@
 """``build``: the derived artifacts of a buildable entry, written under ``<data>/builds/<sha256>/``.
 
-Georeferenced rasters get a Cloud Optimized GeoTIFF at ``cog/cog.tif`` (rio-cogeo, validated after writing).
-Point clouds would get COPC at ``copc/cloud.copc.laz``; no library here writes COPC from Python without building
-the octree by hand, so they are not buildable yet (``400 not_buildable``). Artifacts are keyed by content hash:
-an entry moved or copied keeps its build, and a new version of a file gets a new one.
+Georeferenced rasters get a Cloud Optimized GeoTIFF at ``cog/cog.tif`` (rio-cogeo, validated after writing);
+LAS/LAZ point clouds a COPC file at ``copc/cloud.copc.laz`` (octree built by
+:func:`~georeg.core.pointclouds.copc.write_copc`, written with copclib, read back with copclib and laspy before it
+is kept). Other entries, point clouds that are not LAS/LAZ (PLY) included, are ``422 not_buildable``. Artifacts are
+keyed by content hash: an entry moved or copied keeps its build, and a new version of a file gets a new one.
 """
 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session
@@ -17,14 +18,16 @@ from sqlmodel import Session
 from georeg.core.config import Settings
 from georeg.core.errors import InvalidInput, InvalidParameters
 from georeg.core.models import Dataset, Entry, EntryType, Permission
+from georeg.core.pointclouds.copc import write_copc
+from georeg.core.pointclouds.readers import LAS_SUFFIXES
 from georeg.core.registry import entries as entry_repo
+from georeg.core.registry.artifacts import artifact_file, build_dir
 from georeg.core.registry.objects import entry_files
-from georeg.core.storage import resolve_inside
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
 
-BUILDS_DIR = "builds"
 COG_ARTIFACT = "cog/cog.tif"
-BUILDABLE = {EntryType.raster.value: COG_ARTIFACT}
+COPC_ARTIFACT = "copc/cloud.copc.laz"
+BUILDABLE = {EntryType.raster.value: COG_ARTIFACT, EntryType.pointcloud.value: COPC_ARTIFACT}
 
 
 class NotBuildable(InvalidParameters):
@@ -35,28 +38,28 @@ class BuildParams(BaseModel):
     hash: str = Field(pattern=r"^[0-9a-f]{64}$", description="the entry's content hash when the build was asked for")
 
 
-def builds_root(settings: Settings) -> Path:
-    return settings.resolved_data_dir / BUILDS_DIR
+def is_las(entry: Entry) -> bool:
+    """Whether a point-cloud entry is a LAS/LAZ file (by its name: the build checks the content)."""
+    return PurePosixPath(entry.path).suffix.lower() in LAS_SUFFIXES
 
 
-def build_dir(settings: Settings, sha256: str) -> Path:
-    """Where the artifacts of content ``sha256`` live."""
-    return builds_root(settings) / sha256
-
-
-def artifact_file(settings: Settings, sha256: str, path: str) -> Path:
-    """The artifact ``path`` of build ``sha256``, kept inside its folder (``400`` for a path leaving it)."""
-    return resolve_inside(build_dir(settings, sha256), path)
+def is_buildable(entry: Entry) -> bool:
+    """Georeferenced rasters and LAS/LAZ point clouds (georeferenced or not: a COPC needs no CRS), with a hash."""
+    if entry.type not in BUILDABLE or not entry.sha256:
+        return False
+    if entry.type == EntryType.pointcloud.value:
+        return is_las(entry)
+    return bool((entry.properties or {}).get("wgs84_bounds")) or entry.footprint is not None
 
 
 def buildable_artifact(entry: Entry) -> str:
     """The artifact a build of ``entry`` writes (``422 not_buildable`` for other entries)."""
-    artifact = BUILDABLE.get(entry.type)
-    if artifact is None or not entry.sha256:
-        raise NotBuildable(f"{entry.path!r} is a {entry.type} entry: only georeferenced rasters are built (COG)")
-    if not (entry.properties or {}).get("wgs84_bounds") and entry.footprint is None:
-        raise NotBuildable(f"{entry.path!r} is not georeferenced: nothing to build")
-    return artifact
+    if not is_buildable(entry):
+        if entry.type == EntryType.raster.value and entry.sha256:
+            raise NotBuildable(f"{entry.path!r} is not georeferenced: nothing to build")
+        raise NotBuildable(f"{entry.path!r} is a {entry.type} entry: only georeferenced rasters (COG) and LAS/LAZ "
+                           "point clouds (COPC) are built")
+    return BUILDABLE[entry.type]
 
 
 def is_built(settings: Settings, entry: Entry) -> bool:
@@ -89,12 +92,17 @@ def run_build(context: ToolContext, params: BuildParams) -> ToolOutcome:
     if entry.sha256 != params.hash:
         context.logger.info("%s changed since the build was asked for; building its current content", entry.path)
     artifact = buildable_artifact(entry)
+    target, work_dir = artifact_file(context.settings, entry.sha256, artifact), context.work_dir / "build"
     context.progress(5, "building", artifact)
-    report = write_cog(source, artifact_file(context.settings, entry.sha256, artifact), context.work_dir / "build")
+    if artifact == COPC_ARTIFACT:
+        report = write_copc(source, target, work_dir, progress=context.progress)
+    else:
+        report = write_cog(source, target, work_dir)
     context.progress(100, "built", artifact)
     return ToolOutcome(result={"hash": entry.sha256, "path": entry.path, "artifacts": [artifact], **report})
 
 
-BUILD = Tool(id="build", version="1.0.0", title="Build", description="Build a Cloud Optimized GeoTIFF of a raster "
-             "entry (cog/cog.tif under the entry's content hash).", parameters=BuildParams, run=run_build,
+BUILD = Tool(id="build", version="1.1.0", title="Build", description="Build the cloud-optimized copy of an entry, "
+             "under its content hash: a Cloud Optimized GeoTIFF of a georeferenced raster (cog/cog.tif), a COPC file "
+             "of a LAS/LAZ point cloud (copc/cloud.copc.laz).", parameters=BuildParams, run=run_build,
              required_access=Permission.write, needs_path=True)

@@ -1,5 +1,5 @@
-"""``check-artifacts``: find buildable entries (georeferenced rasters) of every dataset whose build artifacts are
-missing and queue their builds, one per content hash, as child flow runs; its result is the figure
+"""``check-artifacts``: find buildable entries (georeferenced rasters, LAS/LAZ point clouds) of every dataset whose
+build artifacts are missing and queue their builds, one per content hash, as child flow runs; its result is the figure
 ``GET /sys/build-pending-status`` reports. Scheduled nightly; admins start it with
 ``POST /sys/check-artifact-completeness``."""
 
@@ -9,9 +9,10 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
 from georeg.core.models import Dataset, Entry, Organization, Permission, Task, User
+from georeg.core.registry.artifacts import build_dir
 from georeg.core.tasks.lifecycle import new_task, validated_parameters
 from georeg.core.tasks.model import ACTIVE_STATES, TaskState, Tool, ToolContext, ToolOutcome
-from georeg.core.tasks.tools.build import BUILD, BUILDABLE, build_dir
+from georeg.core.tasks.tools.build import BUILD, BUILDABLE, is_buildable
 from georeg.core.timeutil import utcnow
 
 _BATCH = 2000
@@ -19,10 +20,6 @@ _BATCH = 2000
 
 class CheckParams(BaseModel):
     max_builds: int = Field(default=1000, ge=0, le=100_000, description="queue at most this many builds (0: count)")
-
-
-def _georeferenced(entry: Entry) -> bool:
-    return bool((entry.properties or {}).get("wgs84_bounds")) or entry.footprint is not None
 
 
 def _queued_hashes(session: Session) -> set[str]:
@@ -44,7 +41,7 @@ def run_check(context: ToolContext, params: CheckParams) -> ToolOutcome:
             entries = session.exec(select(Entry).where(Entry.type.in_(list(BUILDABLE)), Entry.sha256.is_not(None),
                                                        Entry.id > last_id).order_by(Entry.id).limit(_BATCH)).all()
             for entry in entries:
-                if not _georeferenced(entry) or entry.sha256 in seen:
+                if not is_buildable(entry) or entry.sha256 in seen:
                     continue
                 seen.add(entry.sha256)
                 figures["buildable"] += 1
@@ -86,6 +83,7 @@ def _queue(session: Session, context: ToolContext, entry: Entry, user: User | No
 
 
 CHECK_ARTIFACTS = Tool(id="check-artifacts", version="1.0.0", title="Check artifact completeness",
-                       description="Find georeferenced rasters whose builds are missing and queue their builds.",
+                       description="Find buildable entries (georeferenced rasters, LAS/LAZ point clouds) whose "
+                       "builds are missing and queue their builds.",
                        parameters=CheckParams, run=run_check, required_access=Permission.admin, scope="registry",
                        fans_out=True)

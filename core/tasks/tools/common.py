@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from pydantic import BaseModel
 from sqlmodel import Session
 
 from georeg.core.errors import InvalidInput, NotFound
@@ -12,6 +13,10 @@ from georeg.core.models import Dataset, Entry, EntryType, Organization
 from georeg.core.registry import entries as entry_repo
 from georeg.core.storage import normalize_entry_path
 from georeg.core.tasks.model import ToolContext
+
+
+class NoParams(BaseModel):
+    """The parameters of a tool that takes none."""
 
 
 @contextmanager

@@ -22,10 +22,7 @@ from georeg.core.rasters.thumbnails import ThumbnailCache
 from georeg.core.registry.objects import RASTER_SUFFIXES
 from georeg.core.storage import sha256_file
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
-
-
-class NoParams(BaseModel):
-    pass
+from georeg.core.tasks.tools.common import NoParams
 
 
 class PruneParams(BaseModel):
