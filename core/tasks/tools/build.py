@@ -21,7 +21,7 @@ from georeg.core.models import Dataset, Entry, EntryType, Permission
 from georeg.core.pointclouds.copc import write_copc
 from georeg.core.pointclouds.readers import LAS_SUFFIXES
 from georeg.core.registry import entries as entry_repo
-from georeg.core.registry.artifacts import artifact_file, build_dir
+from georeg.core.registry.artifacts import BUILD_TOOL_ID, artifact_file, build_dir
 from georeg.core.registry.objects import entry_files
 from georeg.core.tasks.model import Tool, ToolContext, ToolOutcome
 
@@ -102,7 +102,8 @@ def run_build(context: ToolContext, params: BuildParams) -> ToolOutcome:
     return ToolOutcome(result={"hash": entry.sha256, "path": entry.path, "artifacts": [artifact], **report})
 
 
-BUILD = Tool(id="build", version="1.1.0", title="Build", description="Build the cloud-optimized copy of an entry, "
-             "under its content hash: a Cloud Optimized GeoTIFF of a georeferenced raster (cog/cog.tif), a COPC file "
-             "of a LAS/LAZ point cloud (copc/cloud.copc.laz).", parameters=BuildParams, run=run_build,
+BUILD = Tool(id=BUILD_TOOL_ID, version="1.1.0", title="Build",
+             description="Build the cloud-optimized copy of an entry, under its content hash: a Cloud Optimized "
+             "GeoTIFF of a georeferenced raster (cog/cog.tif), a COPC file of a LAS/LAZ point cloud "
+             "(copc/cloud.copc.laz).", parameters=BuildParams, run=run_build,
              required_access=Permission.write, needs_path=True)
