@@ -11,9 +11,10 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi.middleware.cors import CORSMiddleware
 
 from georeg.api.docs import install_docs
-from georeg.api.errors import install_error_handlers
+from georeg.api.errors import NoSniffMiddleware, install_error_handlers
 from georeg.api.prefect_client import PrefectClient
 from georeg.api.routes import (
     admin,
@@ -40,7 +41,9 @@ from georeg.api.routes import (
     tasks,
     users,
 )
+from georeg.api.tasks.submitter import TaskSubmitter
 from georeg.api.tasks.sync import sync_forever
+from georeg.api.web import install_web
 from georeg.core import __version__
 from georeg.core.bootstrap import bootstrap
 from georeg.core.config import Settings, load_settings
@@ -51,6 +54,7 @@ from georeg.core.tasks.model import ToolRegistry
 from georeg.core.tasks.tools import shipped_registry
 
 logger = logging.getLogger("georeg.api")
+CORS_EXPOSED_HEADERS = ["Content-Disposition", "Content-Range", "Accept-Ranges", "ETag", "Retry-After"]
 
 
 def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None = None) -> FastAPI:
@@ -76,12 +80,16 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         app.state.upstream = httpx.Client(headers={"User-Agent": f"georeg/{__version__}"})
         synchroniser = asyncio.create_task(sync_forever(engine=engine, settings=settings, prefect=app.state.prefect,
                                                         tools=app.state.tools))
+        app.state.submitter = TaskSubmitter(engine=engine, settings=settings, prefect=app.state.prefect,
+                                            tools=app.state.tools)
+        submitter = asyncio.create_task(app.state.submitter.run_forever())
         try:
             yield
         finally:
-            synchroniser.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await synchroniser
+            for background in (submitter, synchroniser):
+                background.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await background
             await app.state.prefect.aclose()
             app.state.upstream.close()
             engine.dispose()
@@ -96,8 +104,13 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
     )
     install_docs(app)
     install_error_handlers(app)
+    if settings.cors_origins:  # CORS is off unless GEOREG_CORS_ORIGINS names origins (Bearer tokens, no cookies)
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["*"],
+                           allow_headers=["*"], expose_headers=CORS_EXPOSED_HEADERS)
+    app.add_middleware(NoSniffMiddleware)  # added last: the outermost, so CORS preflight answers get it too
     for module in (system, admin, builds, users, orgs, datasets, objects, entry_previews, meta, tasks, jobs, csw,
                    hyspex, netcdf_points, raster_jobs, pointclouds, rasters, rendering, styles, ogc, push, share,
                    stac):
         app.include_router(module.router)
+    install_web(app)  # the web interface's pages (/, /signin, /r/...) and /web/static, outside the OpenAPI schema
     return app

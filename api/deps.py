@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from georeg.api.prefect_client import PrefectClient
 from georeg.api.tasks.service import TaskService
+from georeg.api.tasks.submitter import TaskSubmitter
 from georeg.core.config import Settings
 from georeg.core.errors import AuthenticationRequired
 from georeg.core.models import Organization, Permission, User
@@ -49,6 +50,10 @@ def get_prefect(request: Request) -> PrefectClient:
     return request.app.state.prefect
 
 
+def get_submitter(request: Request) -> TaskSubmitter:
+    return request.app.state.submitter
+
+
 def get_thumbnails(request: Request) -> ThumbnailCache:
     return request.app.state.thumbnails
 
@@ -77,6 +82,7 @@ EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
 ToolsDep = Annotated[ToolRegistry, Depends(get_tools)]
 PrefectDep = Annotated[PrefectClient, Depends(get_prefect)]
+SubmitterDep = Annotated[TaskSubmitter, Depends(get_submitter)]
 ThumbnailsDep = Annotated[ThumbnailCache, Depends(get_thumbnails)]
 UpstreamDep = Annotated[httpx.Client, Depends(get_upstream)]
 SecretKeyDep = Annotated[str, Depends(get_secret_key)]
@@ -109,10 +115,10 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 AdminUser = Annotated[User, Depends(get_admin)]
 
 
-def get_task_service(engine: EngineDep, settings: SettingsDep, prefect: PrefectDep,
-                     tools: ToolsDep) -> Iterator[TaskService]:
+def get_task_service(engine: EngineDep, settings: SettingsDep, prefect: PrefectDep, tools: ToolsDep,
+                     submitter: SubmitterDep) -> Iterator[TaskService]:
     """The task service of one request; its database session closes when the request ends."""
-    service = TaskService(engine=engine, settings=settings, prefect=prefect, tools=tools)
+    service = TaskService(engine=engine, settings=settings, prefect=prefect, tools=tools, submitter=submitter)
     try:
         yield service
     finally:

@@ -1,4 +1,8 @@
-"""Domain errors -> HTTP: one table, one JSON shape ``{"error": ..., "code": ...}``."""
+"""Domain errors -> HTTP: one table, one JSON shape ``{"error": ..., "code": ...}``.
+
+Every answer says ``X-Content-Type-Options: nosniff`` (:class:`NoSniffMiddleware`, and the error answers themselves:
+a 500 leaves through Starlette's outermost middleware, past any other). An unexpected exception is logged with its
+traceback and answered ``500 internal_error`` without any of it; a full disk is ``507 insufficient_storage``."""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from georeg.core import errors
+from georeg.core.storage import is_no_space, no_space_error
 
 logger = logging.getLogger("georeg.api")
 
@@ -30,6 +35,7 @@ STATUS_BY_ERROR: dict[type[errors.GeoregError], int] = {
     errors.UpstreamError: 502,
     errors.ServiceUnavailable: 503,
     errors.UpstreamTimeout: 504,
+    errors.InsufficientStorage: 507,
 }
 
 # Retry-After (seconds) of an answer whose error does not name its own ``retryAfter``: a busy Prefect
@@ -38,7 +44,9 @@ DEFAULT_RETRY_AFTER = {503: 5}
 
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               409: "conflict", 410: "gone", 413: "payload_too_large", 415: "unsupported_media_type",
-              416: "range_not_satisfiable", 422: "validation_error", 429: "too_many_requests"}
+              416: "range_not_satisfiable", 422: "validation_error", 429: "too_many_requests",
+              507: "insufficient_storage"}
+NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 def status_for(error: errors.GeoregError) -> int:
@@ -49,7 +57,9 @@ def status_for(error: errors.GeoregError) -> int:
 
 
 def error_response(status: int, message: str, code: str, **extra: object) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"X-Content-Type-Options": "nosniff"}
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse({"error": message, "code": code, **extra}, status_code=status, headers=headers)
 
 
@@ -84,6 +94,28 @@ def _has_nul(scope: Scope) -> bool:
     raw = scope.get("raw_path") or b""
     query = scope.get("query_string") or b""
     return b"%00" in raw or b"\x00" in raw or b"%00" in query or b"\x00" in query or "\x00" in scope.get("path", "")
+
+
+class NoSniffMiddleware:
+    """``X-Content-Type-Options: nosniff`` on every HTTP answer that does not carry the header already (plain ASGI,
+    for the reason given at :class:`RejectNulMiddleware`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_nosniff(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                if not any(name.lower() == NOSNIFF[0] for name, _ in headers):
+                    message = {**message, "headers": [*headers, NOSNIFF]}
+            await send(message)
+
+        await self.app(scope, receive, send_nosniff)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -122,6 +154,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return response
 
     app.add_middleware(RejectNulMiddleware)
+
+    @app.exception_handler(OSError)
+    async def _os_error(_: Request, exc: OSError) -> JSONResponse:
+        if not is_no_space(exc):
+            raise exc  # on to the handler of unexpected errors: 500
+        # a write that does not go through core.storage's writers (a cache, a library's own file)
+        logger.error("storage full: %s", exc)
+        full = no_space_error()
+        return error_response(status_for(full), full.message, full.code)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

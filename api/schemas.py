@@ -73,5 +73,6 @@ class HealthCheck(BaseModel):
 
 
 class Health(BaseModel):
-    status: str = Field(description="Healthy or Unhealthy (then the answer is 503)")
+    status: str = Field(description="Healthy, Degraded (the Prefect API does not answer: flow runs wait) or Unhealthy "
+                        "(database or data dir failing; then the answer is 503)")
     checks: dict[str, HealthCheck]

@@ -2,7 +2,7 @@
 
 No copy of the upload is spooled elsewhere first, the size limit is enforced while reading, hashing and
 writing run in two threads of their own while the next chunks arrive, and the temp file is removed on
-any failure.
+any failure. A full data dir is ``InsufficientStorage`` (507, raised by the writer), not a malformed body.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from fastapi import Request
 from python_multipart.multipart import parse_options_header
 
 from georeg.api.multipart import MultipartReader, PartEnd, PartStart
-from georeg.core.errors import InvalidInput, PayloadTooLarge
-from georeg.core.storage import TempWriter
+from georeg.core.errors import GeoregError, InvalidInput, PayloadTooLarge
+from georeg.core.storage import TempWriter, is_no_space, no_space_error
 
 MAX_FIELD_BYTES = 64 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
@@ -162,11 +162,13 @@ async def receive_upload(request: Request, *, tmp_dir: Path, max_bytes: int,
             raise InvalidInput("incomplete multipart body (no closing boundary)", code="bad_multipart")
         if writes is not None:
             await writes.flush(wait=True)
-    except (InvalidInput, PayloadTooLarge):
+    except GeoregError:  # bad input, too large, storage full (the writer's InsufficientStorage)
         await _abandon(writes, result)
         raise
     except Exception as exc:
         await _abandon(writes, result)
+        if is_no_space(exc):
+            raise no_space_error() from exc
         raise InvalidInput(f"malformed multipart body: {exc}", code="bad_multipart") from exc
     except BaseException:  # cancelled: nothing may be awaited any more, so wait for the threads here
         if writes is not None:

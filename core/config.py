@@ -16,7 +16,7 @@ TASK_SETTINGS = ("artifact_ttl_hours", "archive_max_files", "archive_max_bytes",
                  "temp_file_ttl_hours", "csw_timeout_seconds", "download_max_bytes", "flow_heartbeats",
                  "pointcloud_max_cells", "hyspex_child_concurrency")
 LIST_TASK_SETTINGS = ("mount_roots", "safe_roots", "csw_endpoints", "download_hosts")
-LIST_SETTINGS = (*LIST_TASK_SETTINGS, "csw_harvest_keywords")
+LIST_SETTINGS = (*LIST_TASK_SETTINGS, "csw_harvest_keywords", "cors_origins")
 NBS_CSW_ENDPOINT = "https://nbs.csw.met.no/csw"
 NBS_DOWNLOAD_HOSTS = ("nbs.met.no", "nbs.csw.met.no")
 
@@ -83,8 +83,14 @@ class Settings(BaseSettings):
     csw_harvest_max_records: int = Field(default=200, ge=1)
     # child flow runs a hyspex-parent job keeps going at once
     hyspex_child_concurrency: int = Field(default=4, ge=1, le=64)
+    # origins (scheme://host[:port]) whose pages may call the API from a browser (CORS); none: CORS stays off
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     task_state_sync_seconds: float = Field(default=2.0, gt=0, le=3600)
+    # a queued task whose flow run cannot be created (Prefect busy or down) for this long ends Failed
+    task_submit_budget_seconds: float = Field(default=600.0, gt=0, le=7 * 24 * 3600)
+    # how long a submission request waits for its flow run before answering 202 with the task still Queued
+    task_submit_wait_seconds: float = Field(default=2.0, ge=0, le=60)
 
     @field_validator(*LIST_SETTINGS, mode="before")
     @classmethod

@@ -60,6 +60,12 @@ class QuotaExceeded(GeoregError):
     code = "quota_exceeded"
 
 
+class InsufficientStorage(GeoregError):
+    """The data dir's file system is full (ENOSPC) or over its disk quota (EDQUOT); nothing was kept."""
+
+    code = "insufficient_storage"
+
+
 class ServiceUnavailable(GeoregError):
     code = "service_unavailable"
 

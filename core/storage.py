@@ -1,12 +1,14 @@
 """File storage under the data dir: safe paths and atomic, hashed writes.
 
 Content is written to a temporary file in ``<data_dir>/tmp`` (same filesystem as the storage),
-fsynced, then renamed into place, so an interrupted write never leaves a partial file.
+fsynced, then renamed into place, so an interrupted write never leaves a partial file. A full file system
+(ENOSPC, EDQUOT) raises :class:`InsufficientStorage` after the temp file is removed.
 """
 
 from __future__ import annotations
 
 import ctypes
+import errno
 import hashlib
 import os
 import shutil
@@ -16,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from georeg.core.errors import InvalidPath, PayloadTooLarge
+from georeg.core.errors import InsufficientStorage, InvalidPath, PayloadTooLarge
 
 MAX_PATH_LENGTH = 1024
 MAX_SEGMENT_BYTES = 255  # NAME_MAX of the file systems the storage lives on
@@ -24,6 +26,17 @@ TEMP_PREFIX = ".georeg-tmp-"
 CHUNK_SIZE = 1024 * 1024
 WRITEBACK_BYTES = 8 * 1024 * 1024
 _SYNC_FILE_RANGE_WRITE = 2
+NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+NO_SPACE_MESSAGE = "the server's storage is full; nothing was stored (retry when space has been freed)"
+
+
+def is_no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says the file system is full or the disk quota is used up."""
+    return isinstance(exc, OSError) and exc.errno in NO_SPACE_ERRNOS
+
+
+def no_space_error() -> InsufficientStorage:
+    return InsufficientStorage(NO_SPACE_MESSAGE)
 
 
 def _load_sync_file_range():  # noqa: ANN202
@@ -107,14 +120,21 @@ class TempWriter:
     on it, possibly in two threads at once, each of the two taking the batches in their order."""
 
     def __init__(self, tmp_dir: Path, *, max_bytes: int | None) -> None:
-        tmp_dir.mkdir(parents=True, exist_ok=True)
         self.path = tmp_dir / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         self.max_bytes = max_bytes
         self.size = 0
         self._written = 0
         self._flushed = 0
         self._hash = hashlib.sha256()
-        self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115
+        self._out_of_space = False
+        try:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115
+        except OSError as exc:
+            if is_no_space(exc):
+                self.path.unlink(missing_ok=True)
+                raise no_space_error() from exc
+            raise
 
     def write(self, data: bytes | memoryview) -> None:
         self.write_many([data])
@@ -137,12 +157,22 @@ class TempWriter:
             self._hash.update(piece)
 
     def append_pieces(self, pieces: list[bytes | memoryview]) -> None:
-        """Append reserved ``pieces`` to the file, starting disk writeback every few MiB."""
-        for piece in pieces:
-            view = memoryview(piece)
-            while view:
-                view = view[self._file.write(view) :]
-            self._written += len(piece)
+        """Append reserved ``pieces`` to the file, starting disk writeback every few MiB. A full file system
+        removes the temp file (its space is free again at once) and raises :class:`InsufficientStorage`, as does
+        every later append."""
+        if self._out_of_space:
+            raise no_space_error()
+        try:
+            for piece in pieces:
+                view = memoryview(piece)
+                while view:
+                    view = view[self._file.write(view) :]
+                self._written += len(piece)
+        except OSError as exc:
+            if is_no_space(exc):
+                self._give_up_space()
+                raise no_space_error() from exc
+            raise
         if self._written - self._flushed >= WRITEBACK_BYTES:
             start_writeback(self._file.fileno(), self._flushed, self._written - self._flushed)
             self._flushed = self._written
@@ -150,18 +180,33 @@ class TempWriter:
     def finish(self, destination: Path, *, durable: bool = True) -> StoredFile:
         """fsync (unless not ``durable``: a temporary part whose whole is checked later), close and atomically move
         into ``destination``."""
+        if self._out_of_space:
+            raise no_space_error()
         if self._written != self.size:
             raise RuntimeError(f"{self._written} of {self.size} reserved bytes written")
-        if durable:
-            os.fsync(self._file.fileno())
-        self._file.close()
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self.path, destination)
+        try:
+            if durable:
+                os.fsync(self._file.fileno())  # may report ENOSPC of delayed allocation or a network file system
+            self._file.close()
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.path, destination)
+        except OSError as exc:
+            if is_no_space(exc):
+                self._give_up_space()
+                raise no_space_error() from exc
+            raise
         return StoredFile(path=destination, size=self.size, sha256=self._hash.hexdigest())
+
+    def _give_up_space(self) -> None:
+        self._out_of_space = True
+        self.discard()
 
     def discard(self) -> None:
         if not self._file.closed:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # a close that reports a failed write-back (ENOSPC on NFS): the file goes anyway
+                pass
         self.path.unlink(missing_ok=True)
 
     @property

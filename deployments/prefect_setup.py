@@ -221,6 +221,53 @@ def register_deployment(
     return response.json()["id"]
 
 
+def prefect_database_url(registry_url: str) -> str | None:
+    """The embedded Prefect server's database next to a PostgreSQL registry: the same server and user, the
+    database ``<registry database>_prefect``, through asyncpg (Prefect's PostgreSQL driver). None for any
+    other registry (the server then keeps SQLite in the Prefect home). Query parameters are dropped: they
+    are the registry driver's (psycopg), not asyncpg's."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(registry_url)
+    if url.get_backend_name() != "postgresql" or not url.database:
+        return None
+    prefect_url = url.set(drivername="postgresql+asyncpg", database=f"{url.database}_prefect", query={})
+    return prefect_url.render_as_string(hide_password=False)
+
+
+def embedded_server_database(registry_url: str, prefect_home: Path) -> tuple[str, str | None]:
+    """The embedded Prefect server's database: SQLite in the Prefect home, or next to a PostgreSQL registry
+    :func:`prefect_database_url`, created if missing. Also the name of a database created now (else None)."""
+    from sqlalchemy.engine import make_url
+
+    postgres_url = prefect_database_url(registry_url)
+    if postgres_url is None:
+        return f"sqlite+aiosqlite:///{prefect_home / 'prefect.db'}", None
+    database = make_url(postgres_url).database
+    return postgres_url, database if ensure_postgres_database(registry_url, database) else None
+
+
+def ensure_postgres_database(registry_url: str, database: str) -> bool:
+    """Create ``database`` on the registry's PostgreSQL server unless it exists (connecting as the registry
+    does); True if it was created. The user needs CREATEDB, or an administrator creates it beforehand."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = create_engine(registry_url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as connection:
+            exists = connection.execute(text("SELECT 1 FROM pg_database WHERE datname = :name"), {"name": database})
+            if exists.first() is not None:
+                return False
+            quoted = connection.dialect.identifier_preparer.quote_identifier(database)
+            connection.execute(text(f"CREATE DATABASE {quoted}"))
+            return True
+    except SQLAlchemyError as exc:
+        raise SetupError(f"cannot create the Prefect database {database!r} on the registry's server: {exc}") from exc
+    finally:
+        engine.dispose()
+
+
 def prefect_env(*, api_url: str, prefect_home: Path, base: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for every Prefect process of the stack."""
     env = dict(base if base is not None else os.environ)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from prefect import Flow, flow, get_run_logger
+from prefect.runtime import flow_run
 
 from georeg.core.tasks.tools import TOOLS
 
@@ -56,7 +57,7 @@ def run_tool(tool: Tool | str, task_id: str) -> dict:
     engine = make_engine(settings.effective_database_url)
     try:
         return execute_task(settings, engine, task_id=task_id, tool=tool, logger=get_run_logger(),
-                            children=child_runs(settings, tool))
+                            children=child_runs(settings, tool), flow_run_id=flow_run.get_id())
     finally:
         engine.dispose()
 

@@ -79,11 +79,15 @@ async def clear_builds(access: WritableDataset, tasks: TaskServiceDep) -> Cleare
     return ClearedBuilds(deleted_count=cleared.deleted)
 
 
-@router.api_route("/build/{hash}/{path:path}", methods=["GET", "HEAD"], response_class=FileResponse,
-                  response_model=None, responses={
-                      200: {"content": {media: {} for media in ARTIFACT_MEDIA_TYPES.values()},
+ARTIFACT_RESPONSES = {200: {"content": {media: {} for media in ARTIFACT_MEDIA_TYPES.values()},
                             "description": "an artifact"},
-                      206: {"description": "a range of it"}, **errors(416)})
+                      206: {"description": "a range of it"}, **errors(416)}
+
+
+@router.head("/build/{hash}/{path:path}", response_class=FileResponse, response_model=None,
+             responses=ARTIFACT_RESPONSES, operation_id="head_build_artifact")
+@router.get("/build/{hash}/{path:path}", response_class=FileResponse, response_model=None,
+            responses=ARTIFACT_RESPONSES, operation_id="get_build_artifact")
 def build_artifact(access: ReadableDataset, session: SessionDep, settings: SettingsDep,
                    sha256: Annotated[str, Path(alias="hash", pattern=r"^[0-9a-f]{64}$")],
                    path: Annotated[str, Path(max_length=MAX_PATH_LENGTH)]) -> FileResponse:

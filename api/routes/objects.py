@@ -69,7 +69,7 @@ def get_object(access: ReadableDataset, session: SessionDep, path: EntryPathQuer
     return objects.entry_public(entry)
 
 
-@router.post("/obj", status_code=201, responses={**errors(409, 413, 429)}, openapi_extra=MULTIPART_UPLOAD)
+@router.post("/obj", status_code=201, responses={**errors(409, 413, 429, 507)}, openapi_extra=MULTIPART_UPLOAD)
 async def upload_object(access: WritableDataset, request: Request, session: SessionDep, settings: SettingsDep,
                         actor: ActorDep, tasks: TaskServiceDep) -> EntryPublic:
     """Multipart upload: ``file`` and the destination ``path`` (defaults to the file name; a path ending in '/' is

@@ -81,7 +81,7 @@ def init(org_slug: OrgSlug, ds_slug: DsSlug, fields: InitFields, session: Sessio
                           checksum=fields.get("checksum", "").strip(), raw_stamp=_required(fields, "stamp"))
 
 
-@router.post("/upload", responses=errors(409, 413, 429), openapi_extra=UPLOAD_BODY)
+@router.post("/upload", responses=errors(409, 413, 429, 507), openapi_extra=UPLOAD_BODY)
 async def upload(access: WritableDataset, request: Request, session: SessionDep, settings: SettingsDep,
                  actor: ActorDep) -> PushReceived:
     """One needed file (its hash must be the stamp's); staged until commit."""

@@ -52,7 +52,7 @@ def _metadata(raw: str | None) -> dict:
     return value
 
 
-@router.post("", status_code=201, responses={**REGISTERED, **errors(401, 413)}, openapi_extra=GEOTIFF_UPLOAD)
+@router.post("", status_code=201, responses={**REGISTERED, **errors(401, 413, 507)}, openapi_extra=GEOTIFF_UPLOAD)
 async def upload_geotiff(request: Request, session: SessionDep, settings: SettingsDep, _: CurrentUser,
                          response: Response) -> RegisteredRaster:
     """Multipart GeoTIFF upload (``file``, optional ``title`` and ``metadata`` JSON): 201 new, 200 duplicate."""

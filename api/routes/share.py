@@ -88,7 +88,7 @@ def get_share(token: Token, session: SessionDep, actor: ActorDep) -> share.Share
     return share.share_info(session, batch=share.get_share(session, token=token, actor=actor, running=False))
 
 
-@router.post("/share/{token}/upload", responses=errors(409, 413, 429), openapi_extra=UPLOAD_BODY)
+@router.post("/share/{token}/upload", responses=errors(409, 413, 429, 507), openapi_extra=UPLOAD_BODY)
 async def upload(token: Token, request: Request, session: SessionDep, settings: SettingsDep,
                  actor: ActorDep) -> share.ShareEntry:
     """One file, staged until commit; a path already in the batch is a conflict."""
@@ -104,7 +104,7 @@ async def upload(token: Token, request: Request, session: SessionDep, settings: 
         received.discard()
 
 
-@router.post("/share/{token}/upload/chunked", responses=errors(409, 429), openapi_extra=CHUNK_BODY)
+@router.post("/share/{token}/upload/chunked", responses=errors(409, 429, 507), openapi_extra=CHUNK_BODY)
 async def upload_chunk(token: Token, request: Request, session: SessionDep, settings: SettingsDep,
                        actor: ActorDep) -> share_chunks.ChunkReceived:
     """One chunk of a large file (any order, resend allowed); the chunk that completes the file assembles it."""

@@ -77,15 +77,19 @@ def check_data_dir(settings: Settings) -> HealthCheck:
 @router.get("/health", response_model=Health, responses={**errors(401), 503: {"model": Health,
                                                                               "description": "a check failed"}})
 async def health(_: CurrentUser, engine: EngineDep, settings: SettingsDep, prefect: PrefectDep) -> JSONResponse:
-    """Database, Prefect API and data dir; 503 when any check fails."""
+    """Database, Prefect API and data dir. 503 (``Unhealthy``) when the database or the data dir fails; a Prefect
+    API that does not answer makes it ``Degraded`` (200): reads go on and submissions are accepted (their flow runs
+    are created once Prefect answers again)."""
     healthy_prefect, detail = await prefect.health()
     checks = {
         "database": await run_in_threadpool(check_database, engine),
         "prefect": HealthCheck(healthy=healthy_prefect, detail=detail),
         "dataDir": await run_in_threadpool(check_data_dir, settings),
     }
-    body = Health(status="Healthy" if all(check.healthy for check in checks.values()) else "Unhealthy", checks=checks)
-    return JSONResponse(body.model_dump(), status_code=200 if body.status == "Healthy" else 503)
+    essential = checks["database"].healthy and checks["dataDir"].healthy
+    status = "Unhealthy" if not essential else "Healthy" if healthy_prefect else "Degraded"
+    body = Health(status=status, checks=checks)
+    return JSONResponse(body.model_dump(), status_code=503 if status == "Unhealthy" else 200)
 
 
 @router.post("/sys/cleanupbatches", responses=errors(401, 403))

@@ -26,12 +26,11 @@ from typing import TypeVar
 
 import anyio
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from georeg.api.prefect_client import PrefectClient
-from georeg.api.tasks.launcher import launch
 from georeg.api.tasks.logs import log_tail, read_log
+from georeg.api.tasks.submitter import TaskSubmitter
 from georeg.api.tasks.views import job_public, task_public
 from georeg.core.config import Settings
 from georeg.core.errors import (
@@ -106,10 +105,12 @@ class ResultFile:
 class TaskService:
     """Tasks for one request: its own session (closed by :meth:`close`), the Prefect client and the tools."""
 
-    def __init__(self, *, engine: Engine, settings: Settings, prefect: PrefectClient, tools: ToolRegistry) -> None:
+    def __init__(self, *, engine: Engine, settings: Settings, prefect: PrefectClient, tools: ToolRegistry,
+                 submitter: TaskSubmitter | None = None) -> None:
         self.settings = settings
         self.prefect = prefect
         self.tools = tools
+        self.submitter = submitter
         self.session = Session(engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -173,14 +174,17 @@ class TaskService:
                 return Submission(task=existing, org=org, dataset=dataset, created=False)
         await self._check_quotas(actor, org)
         task = await self.in_thread(self._create_row, tool, org, dataset, user, path, parameters)
-        try:
-            flow_run_id = await launch(self.prefect, task=task, tool=tool, settings=self.settings)
-            await self.in_thread(self._record_run, task, flow_run_id)
-        except BaseException:
-            await self.in_thread(self.session.rollback)
-            await self._abandon(task)
-            raise
+        await self._hand_to_submitter(task)
         return Submission(task=task, org=org, dataset=dataset, created=True)
+
+    async def _hand_to_submitter(self, task: Task) -> None:
+        """The queued ``task`` goes to the submitter, which creates its flow run; wait a little for it so that
+        the answer usually carries the run (``GEOREG_TASK_SUBMIT_WAIT_SECONDS``), then show the row as it is."""
+        if self.submitter is None:
+            raise RuntimeError("this task service has no submitter")
+        self.submitter.accept(task.id)
+        await self.submitter.wait(task.id, self.settings.task_submit_wait_seconds)
+        await self.in_thread(self.session.refresh, task)
 
     async def _identical(self, tool: Tool, dataset: Dataset, path: str | None, user: User,
                          parameters: dict) -> Task | None:
@@ -207,34 +211,12 @@ class TaskService:
     def _create_row(self, tool: Tool, org: Organization, dataset: Dataset, user: User, path: str | None,
                     parameters: dict) -> Task:
         task = new_task(self.session, tool=tool, org=org, dataset=dataset, user=user, path=path,
-                        parameters=parameters)
+                        parameters=parameters, state=TaskState.queued)
         self.session.commit()
         return task
 
-    def _record_run(self, task: Task, flow_run_id: str) -> None:
-        task.flow_run_id = flow_run_id
+    def _save(self, task: Task) -> None:
         self.session.add(task)
-        self.session.commit()
-
-    async def _abandon(self, task: Task) -> None:
-        """Undo a submission that failed half-way: remove the task row and any flow run Prefect created for it (the
-        answer may have been lost after the run was stored). The error being handled is the one reported;
-        failures here are logged."""
-        try:
-            await self.prefect.delete_flow_runs(f"task:{task.id}")
-        except ServiceUnavailable as exc:
-            logger.warning("task %s: flow runs of an abandoned submission not removed: %s", task.id, exc)
-        for attempt in range(3):
-            try:
-                await self.in_thread(self._delete_row, task.id)
-                return
-            except OperationalError as exc:
-                await self.in_thread(self.session.rollback)
-                logger.warning("task %s: row of an abandoned submission not removed yet (%s)", task.id, exc)
-                await asyncio.sleep(0.5 * (attempt + 1))
-
-    def _delete_row(self, task_id: str) -> None:
-        task_repo.delete_task_row(self.session, task_id=task_id)
         self.session.commit()
 
     # --- flow-run states -----------------------------------------------------------------------------------------
@@ -427,15 +409,11 @@ class TaskService:
         if task.state not in RETRYABLE:
             raise Conflict(f"only failed or cancelled tasks can be retried (state {task.state})",
                            code="not_retryable")
-        tool = self.tool(task.tool_id)
+        self.tool(task.tool_id)
         await self._check_quotas(actor, access.org)
         begin_retry(task)
-        try:
-            flow_run_id = await launch(self.prefect, task=task, tool=tool, settings=self.settings)
-        except BaseException:
-            await self.in_thread(self.session.rollback)
-            raise
-        await self.in_thread(self._record_run, task, flow_run_id)
+        await self.in_thread(self._save, task)
+        await self._hand_to_submitter(task)
         return await self.public(task, org=access.org, dataset=access.dataset)
 
     async def submit_build(self, *, actor: Actor, access: DatasetAccess, path: str, force: bool) -> Submission:

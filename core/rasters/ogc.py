@@ -17,6 +17,7 @@ from rasterio.warp import transform as warp_transform
 from georeg.core.errors import GeoregError, InvalidInput
 from georeg.core.models import Raster
 from georeg.core.rasters import styles as styles
+from georeg.core.rasters.tiles import rio_tiler
 
 WMS_NS = "http://www.opengis.net/wms"
 XLINK = "http://www.w3.org/1999/xlink"
@@ -72,8 +73,7 @@ def render_map(raster: Raster, source: Path, *, style_id: str, crs_name: str, bb
     style_id = style_id or styles.default_style(raster)
     if style_id not in {s.id for s in styles.available_styles(raster)}:
         raise OgcError(f"style {style_id!r} is not available for layer {raster.public_id}", code="StyleNotDefined")
-    from rio_tiler.errors import TileOutsideBounds  # see tiles.render_tile
-    from rio_tiler.io import Reader
+    Reader, TileOutsideBounds = rio_tiler()  # noqa: N806 - classes
 
     crs = parse_crs(crs_name)
     rgb = np.zeros((3, height, width), dtype="uint8")

@@ -11,7 +11,7 @@ import os
 import uuid
 from pathlib import Path
 
-from georeg.core.storage import TEMP_PREFIX
+from georeg.core.storage import TEMP_PREFIX, is_no_space
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC close every complete PNG
@@ -27,13 +27,17 @@ def read_cached_png(path: Path) -> bytes | None:
 
 
 def write_cached_png(png: bytes, destination: Path, *, tmp_dir: Path) -> None:
-    """Write ``png`` to a temp file in ``tmp_dir`` and rename it over ``destination`` (no fsync)."""
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    """Write ``png`` to a temp file in ``tmp_dir`` and rename it over ``destination`` (no fsync). A full disk only
+    means nothing is cached: the picture is still served."""
     temp = tmp_dir / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
     try:
+        tmp_dir.mkdir(parents=True, exist_ok=True)
         with open(temp, "wb") as handle:
             handle.write(png)
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(temp, destination)
+    except OSError as exc:
+        if not is_no_space(exc):
+            raise
     finally:
         temp.unlink(missing_ok=True)

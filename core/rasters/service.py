@@ -159,6 +159,12 @@ def sample(session: Session, settings: Settings, raster: Raster, *, lon: float, 
             crs = native_crs(src)
             xs, ys = warp_transform("EPSG:4326", crs, [lon], [lat]) if crs else ([lon], [lat])
             row, col = pixel_at(src, xs[0], ys[0])
+            if not (0 <= row < src.height and 0 <= col < src.width) and (crs is None or crs.is_geographic):
+                # longitudes past ±180 (a grid from 179.5 to 180.8): the same point, one turn around
+                for turn in (360.0, -360.0):
+                    row, col = pixel_at(src, xs[0] + turn, ys[0])
+                    if 0 <= row < src.height and 0 <= col < src.width:
+                        break
             if not (0 <= row < src.height and 0 <= col < src.width):
                 raise NotFound(f"point ({lon}, {lat}) is outside the raster", code="point_outside")
             data = src.read(window=rasterio.windows.Window(col, row, 1, 1), masked=True)

@@ -7,7 +7,9 @@ grid is MapCache's ``GoogleMapsCompatible`` and the tileset is the dataset id (X
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,14 +17,24 @@ import morecantile
 import numpy as np
 from lxml import etree
 
-from georeg.core.errors import InvalidInput, NotFound
+from georeg.core.errors import InsufficientStorage, InvalidInput, NotFound
 from georeg.core.rasters.png_cache import read_cached_png, write_cached_png
 from georeg.core.storage import write_atomically
 
+_RIO_TILER_IMPORT = threading.Lock()
 GRID = "GoogleMapsCompatible"
 TMS = morecantile.tms.get("WebMercatorQuad")
 MAX_ZOOM = 22
 TILE_SIZE = 256
+
+
+def rio_tiler() -> tuple[type, type]:
+    """rio-tiler's ``Reader`` and ``TileOutsideBounds``, imported on first use (rio-tiler loads xarray and pandas:
+    only processes that draw import it) under a lock: threads importing it at once may see it half-initialised."""
+    with _RIO_TILER_IMPORT:
+        from rio_tiler.errors import TileOutsideBounds
+        from rio_tiler.io import Reader
+    return Reader, TileOutsideBounds
 
 
 def check_tile(z: int, x: int, y: int) -> None:
@@ -71,7 +83,8 @@ def _stored_percentiles(src, indexes: tuple[int, ...], stats_file: Path | None, 
             pass
     measured = _percentiles(src, indexes)
     if stats_file is not None and tmp_dir is not None:
-        write_atomically([json.dumps(measured).encode()], stats_file, tmp_dir=tmp_dir, max_bytes=None)
+        with contextlib.suppress(InsufficientStorage):  # a full disk: measured again next time
+            write_atomically([json.dumps(measured).encode()], stats_file, tmp_dir=tmp_dir, max_bytes=None)
     return measured
 
 
@@ -79,9 +92,7 @@ def render_tile(path: Path, z: int, x: int, y: int, *, stats: list[dict] | None,
                 stats_file: Path | None = None, tmp_dir: Path | None = None) -> bytes:
     """One ``tilesize`` PNG; 1-band and non-8-bit rasters are stretched between the 2nd and 98th percentiles (of
     ``stats``, else measured on a reduced read of the raster and kept in ``stats_file`` when given)."""
-    from rio_tiler.errors import TileOutsideBounds  # rio-tiler loads xarray and pandas: only where tiles are drawn
-    from rio_tiler.io import Reader
-
+    Reader, TileOutsideBounds = rio_tiler()  # noqa: N806 - classes
     check_tile(z, x, y)
     with Reader(str(path), tms=TMS) as src:
         try:

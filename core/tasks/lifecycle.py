@@ -22,9 +22,6 @@ from georeg.core.tasks import repository as task_repo
 from georeg.core.tasks.model import ACTIVE_STATES, TERMINAL_STATES, TaskState, Tool, dedup_key, map_prefect_state
 from georeg.core.timeutil import as_utc, utcnow
 
-SUBMISSION_GRACE = timedelta(minutes=5)
-UNSUBMITTED_ERROR = "the submission to Prefect did not complete, so the task never ran; submit it again"
-
 
 class RunState(BaseModel):
     """What the task platform reads of a flow run."""
@@ -66,16 +63,11 @@ def new_task(session: Session, *, tool: Tool, org: Organization, dataset: Datase
 
 
 def apply_run(task: Task, run: RunState | None, *, now: datetime | None = None) -> bool:
-    """Bring ``task``'s fields in line with its flow run (an active task without a run long after its
-    submission failed); returns whether anything changed. Terminal states are final."""
-    if TaskState(task.state) not in ACTIVE_STATES:
+    """Bring ``task``'s fields in line with its flow run; returns whether anything changed. Terminal states are
+    final; a task without a run is the submitter's (it creates the run, or fails the task when it cannot)."""
+    if TaskState(task.state) not in ACTIVE_STATES or run is None:
         return False
     now = now or utcnow()
-    if run is None:
-        if task.flow_run_id or now - as_utc(task.created_at) <= SUBMISSION_GRACE:
-            return False
-        task.state, task.finished_at, task.error = TaskState.failed.value, now, UNSUBMITTED_ERROR
-        return True
     state = map_prefect_state(run.state_type, run.state_name)
     before = (task.state, task.started_at, task.finished_at, task.error)
     task.state = state.value
@@ -94,7 +86,7 @@ def begin_retry(task: Task) -> None:
                 "startedAt": _iso(task.started_at), "finishedAt": _iso(task.finished_at)}
     task.history = [*task.history, previous]
     task.attempts += 1
-    task.state = TaskState.scheduled.value
+    task.state = TaskState.queued.value
     task.error = task.result = task.artifact = task.started_at = task.finished_at = task.flow_run_id = None
     task.artifact_bytes = 0
     task.progress = {}

@@ -23,6 +23,7 @@ from georeg.core.progress import ProgressCallback
 
 
 class TaskState(str, Enum):
+    queued = "Queued"  # accepted: its flow run is not created yet (the API's submitter retries while Prefect is busy)
     scheduled = "Scheduled"
     enqueued = "Enqueued"
     processing = "Processing"
@@ -37,7 +38,7 @@ class TaskState(str, Enum):
 
 
 TERMINAL_STATES = frozenset({TaskState.succeeded, TaskState.failed, TaskState.cancelled, TaskState.deleted})
-ACTIVE_STATES = frozenset({TaskState.scheduled, TaskState.enqueued, TaskState.processing})
+ACTIVE_STATES = frozenset({TaskState.queued, TaskState.scheduled, TaskState.enqueued, TaskState.processing})
 
 PREFECT_STATE_MAP: dict[str, TaskState] = {
     "SCHEDULED": TaskState.scheduled,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete, func
+from sqlalchemy import func, update
 from sqlmodel import Session, select
 
 from georeg.core.errors import NotFound
@@ -21,11 +21,6 @@ def get_task(session: Session, *, task_id: str, dataset_id: int | None = None) -
     if task is None or task.state == TaskState.deleted.value or elsewhere:
         raise NotFound(f"task {task_id} not found", code="task_not_found")
     return task
-
-
-def delete_task_row(session: Session, *, task_id: str) -> None:
-    """Remove a task row outright (a submission abandoned before its flow run was recorded); not committed."""
-    session.execute(delete(Task).where(Task.id == task_id))
 
 
 def dedup_candidates(session: Session, *, key: str, since: datetime) -> list[Task]:
@@ -96,3 +91,38 @@ def expired_artifacts(session: Session, *, now: datetime) -> list[Task]:
     rows = session.exec(select(Task).where(Task.artifact.is_not(None))).all()
     return [task for task in rows
             if task.artifact and as_utc(datetime.fromisoformat(task.artifact["expiresAt"])) <= now]
+
+
+def unsubmitted_tasks(session: Session, *, limit: int, created_before: datetime | None = None,
+                      ids: list[str] | None = None) -> list[Task]:
+    """Queued tasks whose flow run is not created yet, oldest first: all of them (``created_before`` narrowing
+    to the older ones), or those among ``ids``."""
+    query = select(Task).where(Task.state == TaskState.queued.value, Task.flow_run_id.is_(None))
+    if created_before is not None:
+        query = query.where(Task.created_at < created_before)
+    if ids is not None:
+        query = query.where(Task.id.in_(ids))
+    return list(session.exec(query.order_by(Task.created_at, Task.id).limit(limit)).all())
+
+
+def record_flow_run(session: Session, *, task_id: str, attempt: int, flow_run_id: str) -> bool:
+    """Record the run created for ``task_id``'s ``attempt`` if the task still waits for it (queued, no run):
+    whether it did. Committed."""
+    updated = session.execute(
+        update(Task).where(Task.id == task_id, Task.attempts == attempt, Task.state == TaskState.queued.value,
+                           Task.flow_run_id.is_(None))
+        .values(flow_run_id=flow_run_id, state=TaskState.scheduled.value)
+    ).rowcount
+    session.commit()
+    return bool(updated)
+
+
+def fail_unsubmitted(session: Session, *, task_id: str, attempt: int, error: str, now: datetime) -> bool:
+    """Fail ``task_id``'s ``attempt`` if it still waits for its run; whether it did. Committed."""
+    updated = session.execute(
+        update(Task).where(Task.id == task_id, Task.attempts == attempt, Task.state == TaskState.queued.value,
+                           Task.flow_run_id.is_(None))
+        .values(state=TaskState.failed.value, error=error, finished_at=now)
+    ).rowcount
+    session.commit()
+    return bool(updated)

@@ -12,9 +12,10 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from georeg.core.config import Settings
-from georeg.core.errors import GeoregError, NotFound
+from georeg.core.errors import Conflict, GeoregError, NotFound
 from georeg.core.models import Dataset, Organization, Task
 from georeg.core.storage import dataset_dir, sha256_file
+from georeg.core.tasks import repository as task_repo
 from georeg.core.tasks.lifecycle import artifact_dir, new_task, validated_parameters
 from georeg.core.tasks.model import ChildRuns, TaskState, Tool, ToolContext
 from georeg.core.timeutil import utcnow
@@ -32,16 +33,26 @@ def _update(engine: Engine, task_id: str, **fields: object) -> None:
 
 
 def execute_task(settings: Settings, engine: Engine, *, task_id: str, tool: Tool, logger: logging.Logger,
-                 children: ChildRuns | None = None) -> dict:
+                 children: ChildRuns | None = None, flow_run_id: str | None = None) -> dict:
     """Run ``tool`` for task ``task_id``; record progress, result and artifact on the task row (``children``:
     how a tool that fans out starts child runs).
 
+    A stale run does nothing: one whose task has finished (it failed because its run could not be created in
+    time, or was cancelled), or whose task records another run (``flow_run_id``: this run's id). A queued task
+    without a run adopts this one (its creation succeeded but the answer never reached the submitter).
     Errors are recorded on the row and re-raised so that the flow run ends Failed.
     """
     with Session(engine, expire_on_commit=False) as session:
         task = session.get(Task, task_id)
         if task is None:
             raise NotFound(f"task {task_id} not found")
+        if flow_run_id and task.flow_run_id is None and task.state == TaskState.queued.value:
+            # the run started before the submitter heard of it (Prefect's answer was lost): the task adopts it
+            task_repo.record_flow_run(session, task_id=task_id, attempt=task.attempts, flow_run_id=flow_run_id)
+            session.refresh(task)
+        if TaskState(task.state).is_terminal or (flow_run_id and task.flow_run_id != flow_run_id):
+            raise Conflict(f"task {task_id} is {task.state.lower()} with run {task.flow_run_id}: run {flow_run_id} "
+                           "is stale and does nothing", code="stale_run")
         dataset = session.get(Dataset, task.dataset_id)
         org = session.get(Organization, task.org_id)
         params = tool.parameters.model_validate(task.parameters)

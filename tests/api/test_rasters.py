@@ -146,6 +146,19 @@ def test_sample_nodata_is_null(client, admin_headers, tmp_path):
     assert hit["values"][0]["value"] is None
 
 
+def test_sample_past_180_degrees_east(client, admin_headers, tmp_path):
+    """A geographic grid running from 179.5 to 180.78 east: a point at -179.86 is the same place as 180.14."""
+    path = write_geotiff(tmp_path / "dateline.tif", crs="EPSG:4326", origin=(179.5, 61.0), pixel=0.02)
+    record = upload_raster(client, admin_headers, path).json()
+    url = f"/datasets/{record['dataset_id']}/sample"
+    across = client.get(url, params={"lon": -179.86, "lat": 60.9})
+    assert across.status_code == 200, across.text
+    with rasterio.open(path) as src:
+        row, col = src.index(180.14, 60.9)
+        assert across.json()["values"][0]["value"] == src.read(1)[row, col]
+    assert_error(client.get(url, params={"lon": 0.0, "lat": 60.9}), 404, "point_outside")
+
+
 def test_extent_is_rfc7946_and_split_at_antimeridian(client, admin_headers, rasters_dir):
     normal = upload_raster(client, admin_headers, rasters_dir["utm_rgb"]).json()
     feature = client.get(f"/datasets/{normal['dataset_id']}/extent.geojson")

@@ -16,7 +16,7 @@ def test_features_list_task_states_and_tools(client):
     body = client.get("/sys/features").json()
     states = {item["state"]: item["isTerminal"] for item in body["taskStates"]}
     assert states == {
-        "Scheduled": False, "Enqueued": False, "Processing": False,
+        "Queued": False, "Scheduled": False, "Enqueued": False, "Processing": False,
         "Succeeded": True, "Failed": True, "Cancelled": True, "Deleted": True,
     }
     assert isinstance(body["taskTools"], list)
@@ -45,8 +45,18 @@ def test_health_reports_unreachable_prefect(settings, admin_headers, client):
     client.app.state.prefect.api_url = "http://127.0.0.1:9/api"
     client.app.state.prefect._client.base_url = "http://127.0.0.1:9/api"
     response = client.get("/health", headers=admin_headers)
-    assert response.status_code == 503
-    assert response.json()["checks"]["prefect"]["healthy"] is False
+    assert response.status_code == 200, "the API still serves reads and accepts tasks"
+    assert response.json()["status"] == "Degraded" and response.json()["checks"]["prefect"]["healthy"] is False
+
+
+def test_health_is_unhealthy_without_its_data_dir(settings, admin_headers, client):
+    import shutil
+
+    shutil.rmtree(settings.resolved_data_dir)
+    settings.resolved_data_dir.write_text("a file where the data dir should be")
+    response = client.get("/health", headers=admin_headers)
+    assert response.status_code == 503 and response.json()["status"] == "Unhealthy"
+    assert response.json()["checks"]["dataDir"]["healthy"] is False
 
 
 def test_unknown_route_and_method_are_json_errors(client):

@@ -43,6 +43,9 @@ class ServeProcess:
             [GEOREG, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             cwd=Path(__file__).resolve().parents[2],
         )
+        self._start_pump()
+
+    def _start_pump(self) -> None:
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._pump, daemon=True).start()
@@ -66,6 +69,21 @@ class ServeProcess:
                 return
         pytest.fail("georeg serve not ready in time:\n" + "\n".join(self.lines))
 
+    def wait_for_line(self, pattern: str, timeout: float = 60) -> re.Match:
+        """The first line from now on matching ``pattern`` (a regular expression)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self._queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if line is None:
+                pytest.fail(f"georeg serve exited while waiting for {pattern!r}:\n" + "\n".join(self.lines))
+            self.lines.append(line)
+            if match := re.search(pattern, line):
+                return match
+        pytest.fail(f"no line matching {pattern!r} in time:\n" + "\n".join(self.lines))
+
     def descendants(self) -> list[psutil.Process]:
         return psutil.Process(self.process.pid).children(recursive=True)
 
@@ -81,6 +99,64 @@ def _token(api: str, password: str) -> dict[str, str]:
     response = httpx.post(f"{api}/users/authenticate", json={"userName": "admin", "password": password}, timeout=30)
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['token']}"}
+
+
+def _command(process: psutil.Process) -> str:
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
+
+
+def find_worker(processes: list[psutil.Process]) -> psutil.Process:
+    return next(p for p in processes if " worker start " in _command(p))
+
+
+def find_forkserver(processes: list[psutil.Process]) -> psutil.Process:
+    return next(p for p in processes if "georeg.deployments.forkserver" in _command(p))
+
+
+def run_task(api: str, headers: dict[str, str], parameters: dict) -> dict:
+    """Submit a bulk-download of dataset admin/e2e and wait for it to end."""
+    submitted = httpx.post(f"{api}/orgs/admin/ds/e2e/tasks", headers=headers, timeout=30,
+                           json={"toolId": "bulk-download", "parameters": parameters})
+    assert submitted.status_code == 202, submitted.text
+    task = submitted.json()
+    deadline = time.monotonic() + 120
+    while task["state"] not in ("Succeeded", "Failed", "Cancelled") and time.monotonic() < deadline:
+        time.sleep(0.5)
+        task = httpx.get(f"{api}/orgs/admin/ds/e2e/tasks/{task['taskId']}", headers=headers, timeout=30).json()
+    return task
+
+
+def kill_worker_and_forkserver(stack: ServeProcess, api: str, headers: dict[str, str]) -> None:
+    """``kill -9`` of the worker (an OOM on a big raster) and of the fork server: the supervisor logs each
+    restart, the API answers throughout, and a task submitted afterwards succeeds."""
+    worker, forkserver = find_worker(stack.descendants()), find_forkserver(stack.descendants())
+    socket_path = forkserver.cmdline()[-1]
+    worker.kill()
+    forkserver.kill()
+    restarted: dict[str, psutil.Process] = {}
+    deadline = time.monotonic() + 60
+    while len(restarted) < 2 and time.monotonic() < deadline:
+        assert httpx.get(f"{api}/version", timeout=10).status_code == 200, "the API answers during restarts"
+        children = stack.descendants()
+        for name, find, old in (("worker", find_worker, worker), ("forkserver", find_forkserver, forkserver)):
+            try:
+                new = find(children)
+            except StopIteration:
+                continue
+            if new.pid != old.pid:
+                restarted[name] = new
+        time.sleep(0.2)
+    assert set(restarted) == {"worker", "forkserver"}, "\n".join(stack.lines)
+    for name in ("prefect-worker", "flow-forkserver"):  # logged in either order
+        pattern = rf"georeg: {name} exited \(code -9\); restarting in 1 s \(restart 1\)"
+        if not any(re.search(pattern, line) for line in stack.lines):
+            stack.wait_for_line(pattern, timeout=10)
+    assert restarted["forkserver"].cmdline()[-1] == socket_path, "same socket: the worker's environment holds"
+    task = run_task(api, headers, {"paths": ["imagery/scene.tif"]})
+    assert task["state"] == "Succeeded", task
 
 
 def test_serve_stack_round_trip_and_restart(tmp_path):
@@ -120,14 +196,7 @@ def test_serve_stack_round_trip_and_restart(tmp_path):
         assert download.status_code == 200
         assert download.content == tif.read_bytes()
 
-        submitted = httpx.post(f"{api}/orgs/admin/ds/e2e/tasks", headers=headers, timeout=30,
-                               json={"toolId": "bulk-download", "parameters": {"paths": ["imagery"]}})
-        assert submitted.status_code == 202, submitted.text
-        task = submitted.json()
-        deadline = time.monotonic() + 120
-        while task["state"] not in ("Succeeded", "Failed", "Cancelled") and time.monotonic() < deadline:
-            time.sleep(0.5)
-            task = httpx.get(f"{api}/orgs/admin/ds/e2e/tasks/{task['taskId']}", headers=headers, timeout=30).json()
+        task = run_task(api, headers, {"paths": ["imagery"]})
         assert task["state"] == "Succeeded", task
         run = httpx.get(f"{prefect_api}/flow_runs/{task['flowRunId']}", timeout=10).json()
         bulk = httpx.get(f"{prefect_api}/deployments/name/bulk-download/bulk-download", timeout=10).json()
@@ -137,12 +206,13 @@ def test_serve_stack_round_trip_and_restart(tmp_path):
             assert bundle.namelist() == ["imagery/scene.tif"]
             assert bundle.read("imagery/scene.tif") == tif.read_bytes()
 
+        kill_worker_and_forkserver(stack, api, headers)
+
         children = stack.descendants()
         assert len(children) >= 4
-        forkserver = next(p for p in children if "georeg.deployments.forkserver" in " ".join(p.cmdline()))
-        worker = next(p for p in children if "worker" in p.cmdline() and "start" in p.cmdline())
+        forkserver, worker = find_forkserver(children), find_worker(children)
         assert worker.cmdline()[-2:] == ["--limit", "4"], "GEOREG_WORK_POOL_CONCURRENCY is the worker's limit"
-        assert "ready on" in (data_dir / "logs" / "flow-forkserver.log").read_text()
+        assert (data_dir / "logs" / "flow-forkserver.log").read_text().count("ready on") == 2, "started, restarted"
         socket_dir = Path(forkserver.cmdline()[-1]).parent
     finally:
         code = stack.stop()

@@ -121,3 +121,20 @@ def wait_for_state(client: TestClient, url: str, headers: dict, states: set[str]
 
 def flow_run(api_url: str, flow_run_id: str) -> dict:
     return httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()
+
+
+def flow_runs_tagged(api_url: str, tag: str, *, patience: float = 120.0) -> list[dict]:
+    """Flow runs carrying ``tag``, read straight from the Prefect server. Patient: the session's SQLite
+    server was once seen stalling over a minute on a loaded machine right after a run was deleted."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            response = httpx.post(f"{api_url}/flow_runs/filter", json={"flow_runs": {"tags": {"all_": [tag]}}},
+                                  timeout=30)
+            if response.status_code == 200:
+                return response.json()
+        except httpx.TimeoutException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the Prefect server did not answer a flow-run filter within {patience:.0f} s")
+        time.sleep(1.0)
