@@ -7,11 +7,12 @@ traceback and answered ``500 internal_error`` without any of it; a full disk is 
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -150,6 +151,17 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _busy(_: Request, exc: PoolTimeout) -> JSONResponse:
         logger.warning("database connection pool exhausted: %s", exc)
         response = error_response(503, "the registry database is busy; retry shortly", "database_busy")
+        response.headers["Retry-After"] = str(DEFAULT_RETRY_AFTER[503])
+        return response
+
+    @app.exception_handler(OperationalError)
+    async def _unavailable(_: Request, exc: OperationalError) -> JSONResponse:
+        # PostgreSQL down, restarting or cutting connections (psycopg's OperationalError), or SQLite locked: the
+        # next try may work. SQLite's other operational errors (a missing table) are bugs: on to the 500 handler.
+        if isinstance(exc.orig, sqlite3.OperationalError) and "locked" not in str(exc.orig):
+            raise exc
+        logger.warning("registry database unavailable: %s", exc.orig)
+        response = error_response(503, "the registry database is unavailable; retry shortly", "database_unavailable")
         response.headers["Retry-After"] = str(DEFAULT_RETRY_AFTER[503])
         return response
 

@@ -12,8 +12,12 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    import psutil
 
 
 def env_int(name: str, default: int) -> int:
@@ -154,3 +158,18 @@ def reset_peak_rss() -> int:
     not do: Linux carries it across the exec of a spawned process, from the parent's fork.)"""
     Path("/proc/self/clear_refs").write_text("5")
     return status_kb("VmRSS")
+
+
+def process_tree_rss(process: psutil.Process) -> int:
+    """Resident memory of ``process`` and all its descendants, in bytes (0 for a process that is gone)."""
+    import psutil
+
+    total = 0
+    try:
+        members = [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for member in members:
+        with suppress(psutil.Error):
+            total += member.memory_info().rss
+    return total

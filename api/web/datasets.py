@@ -1,5 +1,6 @@
 """Pages of organizations and datasets: ``/r/{org}`` (datasets: search, totals, visibility; a form to create one) and
-``/r/{org}/{ds}`` (files by folder: sizes, download, move, delete, the upload box; metadata; the STAC link).
+``/r/{org}/{ds}`` (files by folder: sizes, download, move, delete, the upload box; metadata, set and removed by
+writers as ``…/meta`` does; the visibility, changed by dataset administrators as ``…/chattr`` does; the STAC link).
 
 Permissions are the JSON API's (``core.registry.access``): a private dataset sends an anonymous caller to the
 sign-in page and answers an outsider 404, as ``GET /orgs/{org}/ds/{ds}`` does."""
@@ -17,16 +18,19 @@ from sqlmodel import Session, select
 
 from georeg.api.deps import SessionDep, SettingsDep
 from georeg.api.downloads import file_response, zip_response
+from georeg.api.errors import status_for
 from georeg.api.web.render import PageRoute, redirect, render
 from georeg.api.web.session import PageActor, check_csrf
+from georeg.core.config import Settings
 from georeg.core.errors import Conflict, GeoregError, InvalidInput, NotFound
 from georeg.core.models import Dataset, EntryType, Organization, Permission, Visibility
 from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import entries as entry_repo
 from georeg.core.registry import meta as meta_repo
 from georeg.core.registry import objects
-from georeg.core.registry.access import check_org, load_dataset, load_org, org_permission
+from georeg.core.registry.access import DatasetAccess, check_org, load_dataset, load_org, org_permission
 from georeg.core.registry.actor import Actor
+from georeg.core.registry.schemas import ChattrRequest, DatasetUpdate
 from georeg.core.storage import MAX_PATH_LENGTH, normalize_entry_path
 
 router = APIRouter(prefix="/r", route_class=PageRoute, include_in_schema=False)
@@ -128,10 +132,9 @@ def _breadcrumbs(folder: str) -> list[tuple[str, str]]:
     return crumbs
 
 
-@router.get("/{org_slug}/{ds_slug}")
-def dataset_page(request: Request, org_slug: str, ds_slug: str, session: SessionDep, settings: SettingsDep,
-                 actor: PageActor, path: EntryPathQuery = "", created: int = 0) -> Response:
-    access = load_dataset(session, actor=actor, org_slug=org_slug, ds_slug=ds_slug, need=Permission.read)
+def _dataset_page(request: Request, session: Session, settings: Settings, access: DatasetAccess, *, path: str = "",
+                  created: bool = False, notice: str | None = None, meta_form: dict[str, str] | None = None,
+                  message: str | None = None, section: str = "", status: int = 200) -> Response:
     folder = normalize_entry_path(path, allow_root=True)
     if folder:
         entry = entry_repo.get_entry(session, dataset=access.dataset, path=folder)
@@ -145,11 +148,101 @@ def dataset_page(request: Request, org_slug: str, ds_slug: str, session: Session
         "entries": [{"name": PurePosixPath(entry.path).name, "path": entry.path, "type": entry.type,
                      "size": entry.size, "mtime": entry.mtime,
                      "is_dir": entry.type == EntryType.directory.value} for entry in entries],
-        "can_write": access.allows(Permission.write), "meta": _meta_rows(session, access.dataset),
-        "created": bool(created),
+        "can_write": access.allows(Permission.write), "can_admin": access.allows(Permission.admin),
+        "meta": _meta_rows(session, access.dataset), "meta_form": meta_form or {"key": "", "value": ""},
+        "key_rules": meta_repo.KEY_RULES, "visibilities": [v.value for v in Visibility],
+        "created": created, "notice": notice, "message": message, "section": section,
         "chunk_size": min(DEFAULT_CHUNK_BYTES, settings.share_max_chunk_bytes),
     }
-    return render(request, "dataset.html", context)
+    return render(request, "dataset.html", context, status=status)
+
+
+def _edit_form(session: Session, access: DatasetAccess, key: str) -> dict[str, str] | None:
+    """The metadata form filled with the value of the singular ``key`` (as JSON text), to change it."""
+    if not key or meta_repo.is_plural(key):
+        return None
+    try:
+        value = meta_repo.get_meta(session, dataset=access.dataset, key=key, path="")
+    except GeoregError:
+        return None
+    return {"key": key, "value": json.dumps(value.data, ensure_ascii=False, indent=1)}
+
+
+DATASET_NOTICES = {"meta": "Metadata saved.", "meta-removed": "Metadata removed.",
+                   "visibility": "Visibility changed."}
+
+
+@router.get("/{org_slug}/{ds_slug}")
+def dataset_page(request: Request, org_slug: str, ds_slug: str, session: SessionDep, settings: SettingsDep,
+                 actor: PageActor, path: EntryPathQuery = "", created: int = 0,
+                 edit: Annotated[str, Query(max_length=meta_repo.MAX_KEY_LENGTH)] = "",
+                 done: Annotated[str, Query(max_length=32)] = "") -> Response:
+    access = load_dataset(session, actor=actor, org_slug=org_slug, ds_slug=ds_slug, need=Permission.read)
+    meta_form = _edit_form(session, access, edit) if access.allows(Permission.write) else None
+    return _dataset_page(request, session, settings, access, path=path, created=bool(created),
+                         notice=DATASET_NOTICES.get(done), meta_form=meta_form)
+
+
+def _dataset_url(access: DatasetAccess) -> str:
+    return f"/r/{access.org.slug}/{access.dataset.slug}"
+
+
+@router.post("/{org_slug}/{ds_slug}/meta")
+def set_meta(request: Request, org_slug: str, ds_slug: str, session: SessionDep, settings: SettingsDep,
+             actor: PageActor, key: Annotated[str, Form(max_length=1024)] = "",
+             value: Annotated[str, Form(max_length=3 * meta_repo.MAX_DATA_BYTES)] = "",
+             csrf_token: Annotated[str, Form(max_length=256)] = "") -> Response:
+    """Set a singular key's value, or add a value to a plural key (ending in 's'): ``value`` is JSON text, as the
+    JSON API's ``POST …/meta/{key}/set`` and ``POST …/meta/{key}`` take it (write permission)."""
+    check_csrf(request, csrf_token)
+    access = load_dataset(session, actor=actor, org_slug=org_slug, ds_slug=ds_slug, need=Permission.write)
+    key = key.strip()
+    try:
+        data = meta_repo.parse_data(value, what="the value")
+        if meta_repo.is_plural(meta_repo.validate_key(key)):
+            meta_repo.add_meta(session, dataset=access.dataset, key=key, data=data, path="")
+        else:
+            meta_repo.set_meta(session, dataset=access.dataset, key=key, data=data, path="")
+    except GeoregError as exc:
+        session.rollback()
+        return _dataset_page(request, session, settings, access, meta_form={"key": key, "value": value},
+                             message=exc.message, section="meta", status=status_for(exc))
+    return redirect(request, f"{_dataset_url(access)}?done=meta#meta-heading")
+
+
+@router.post("/{org_slug}/{ds_slug}/meta/remove")
+def remove_meta(request: Request, org_slug: str, ds_slug: str, session: SessionDep, settings: SettingsDep,
+                actor: PageActor, key: Annotated[str, Form(max_length=1024)] = "",
+                csrf_token: Annotated[str, Form(max_length=256)] = "") -> Response:
+    """Remove every value of a key (as ``DELETE …/meta/{key}``; write permission)."""
+    check_csrf(request, csrf_token)
+    access = load_dataset(session, actor=actor, org_slug=org_slug, ds_slug=ds_slug, need=Permission.write)
+    try:
+        removed = meta_repo.remove_meta(session, dataset=access.dataset, key_or_id=meta_repo.validate_key(key.strip()),
+                                        path="")
+    except GeoregError as exc:
+        session.rollback()
+        return _dataset_page(request, session, settings, access, message=exc.message, section="meta",
+                             status=status_for(exc))
+    if not removed:
+        return _dataset_page(request, session, settings, access, message=f"There is no metadata {key.strip()!r}.",
+                             section="meta", status=404)
+    return redirect(request, f"{_dataset_url(access)}?done=meta-removed#meta-heading")
+
+
+@router.post("/{org_slug}/{ds_slug}/visibility")
+def change_visibility(request: Request, org_slug: str, ds_slug: str, session: SessionDep, settings: SettingsDep,
+                      actor: PageActor, visibility: Annotated[str, Form(max_length=16)] = "",
+                      csrf_token: Annotated[str, Form(max_length=256)] = "") -> Response:
+    """Set the dataset's visibility (as ``POST …/chattr``; admin permission on the dataset)."""
+    check_csrf(request, csrf_token)
+    access = load_dataset(session, actor=actor, org_slug=org_slug, ds_slug=ds_slug, need=Permission.admin)
+    if visibility not in {v.value for v in Visibility}:
+        return _dataset_page(request, session, settings, access, section="visibility", status=400,
+                             message="Choose a visibility: private, unlisted or public.")
+    dataset_repo.update_dataset(session, dataset=access.dataset,
+                                update=DatasetUpdate(visibility=ChattrRequest(visibility=visibility).visibility))
+    return redirect(request, f"{_dataset_url(access)}?done=visibility")
 
 
 @router.get("/{org_slug}/{ds_slug}/download")

@@ -94,7 +94,7 @@ def error_page(request: Request, *, status: int, message: str, code: str = "") -
                                           "code": code}, status=status)
 
 
-def _validation_message(exc: RequestValidationError | ValidationError) -> str:
+def validation_message(exc: RequestValidationError | ValidationError) -> str:
     parts = []
     for err in exc.errors():
         field = ".".join(str(part) for part in err.get("loc", ()) if part not in ("body", "query", "path", "form"))
@@ -111,7 +111,7 @@ def page_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, errors.GeoregError):
         return error_page(request, status=status_for(exc), message=exc.message, code=exc.code)
     if isinstance(exc, RequestValidationError | ValidationError):
-        return error_page(request, status=422, message=_validation_message(exc), code="validation_error")
+        return error_page(request, status=422, message=validation_message(exc), code="validation_error")
     if isinstance(exc, StarletteHTTPException):
         return error_page(request, status=exc.status_code, message=str(exc.detail))
     logger.exception("unhandled error in a page", exc_info=exc)

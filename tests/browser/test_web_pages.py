@@ -366,3 +366,68 @@ def test_start_a_task_and_watch_it_succeed(live_server: LiveServer, new_page, tm
     expect(page.get_by_role("heading", name=re.compile(r"^Tasks of every dataset"))).to_be_visible()
     expect(page.locator("section", has=page.locator("#tasks-heading"))).to_contain_text("admin/with-tasks")
     pages.check("admin")
+
+
+@pytest.mark.slow
+def test_admin_creates_a_user_who_edits_metadata(live_server: LiveServer, new_page, tmp_path: Path,
+                                                 record_property) -> None:
+    """The administration pages create a user, give it a role and write permission on an organization; the user
+    signs in and sets a dataset's metadata (a value that is not JSON is refused with a readable message first)."""
+    headers = admin_headers(live_server)
+    httpx.delete(f"{live_server.url}/users/carol", headers=headers)  # from an earlier run on the same server
+    created = httpx.post(f"{live_server.url}/orgs/admin/ds", json={"slug": "field-notes"}, headers=headers)
+    assert created.status_code in (201, 409), created.text
+    role = httpx.post(f"{live_server.url}/users/roles/surveyor", headers=headers)
+    assert role.status_code in (201, 409), role.text
+    pages = new_pages(new_page, live_server, tmp_path, record_property)
+    page = pages.page
+    sign_in(pages, "admin", live_server.admin_password)
+
+    page.get_by_role("link", name="Administration").click()
+    expect(page.get_by_role("heading", name="Create a user")).to_be_visible()
+    pages.check("admin-overview")
+    page.get_by_label("User name (").fill("carol")
+    page.get_by_label("E-mail").fill("carol@example.org")
+    page.get_by_label("Password").fill("carol-password")
+    page.get_by_role("button", name="Create user").click()
+    expect(page.get_by_role("heading", name="User carol")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text("User created. Give it roles and organizations below.")
+    page.get_by_label("surveyor").check()
+    page.get_by_role("button", name="Save roles").click()
+    expect(page.get_by_role("status")).to_have_text("Roles saved.")
+    expect(page.locator("#user-roles")).to_have_text("surveyor")
+    page.get_by_label("Add to the organization (slug)").fill("admin")
+    page.get_by_label("With the permission").select_option("write")
+    page.get_by_role("button", name="Save organizations").click()
+    expect(page.get_by_role("status")).to_have_text("Organization memberships saved.")
+    expect(page.get_by_label("Permission on admin")).to_have_value("write")
+    pages.check("admin-user")
+    page.get_by_role("link", name="Delete user carol…").click()
+    expect(page.get_by_role("heading", name="Delete the user carol?")).to_be_visible()
+    pages.check("admin-confirm")
+    page.get_by_role("link", name="Cancel, keep it").click()
+    expect(page.get_by_role("heading", name="User carol")).to_be_visible()
+    pages.open("/admin/tasks")
+    expect(page.get_by_role("heading", name="Tasks of every dataset")).to_be_visible()
+    pages.check("admin-tasks")
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_text("You are signed out.")).to_be_visible()
+
+    sign_in(pages, "carol", "carol-password")
+    pages.open("/r/admin/field-notes")
+    expect(page.get_by_text("No metadata yet.")).to_be_visible()
+    expect(page.get_by_role("button", name="Change visibility")).to_have_count(0)  # write, not admin
+    page.get_by_label("Key").fill("title")
+    page.get_by_label("Value (JSON)").fill("Field notes 2026")
+    page.get_by_role("button", name="Save metadata").click()
+    expect(page.get_by_role("alert")).to_contain_text("the value is not valid JSON")
+    expect(page.get_by_label("Value (JSON)")).to_have_value("Field notes 2026")
+    pages.view.console_errors.clear()  # Chromium logs the 400 answer
+    pages.check("metadata-refused")
+    page.get_by_label("Value (JSON)").fill('"Field notes 2026"')
+    page.get_by_role("button", name="Save metadata").click()
+    expect(page.get_by_role("status")).to_have_text("Metadata saved.")
+    expect(page.locator("table.meta")).to_contain_text("Field notes 2026")
+    pages.check("metadata-saved")
+    value = httpx.get(f"{live_server.url}/orgs/admin/ds/field-notes/meta/title", headers=headers)
+    assert value.json()["data"] == "Field notes 2026"

@@ -192,9 +192,9 @@ def test_a_burst_over_two_apis_and_two_workers(topology: Topology) -> None:
             break
         offset += 200
     assert set(per_task) == task_ids and set(per_task.values()) == {1}, "every task ran exactly once"
-    ran = {worker.name: set(re.findall(r"submitting flow run '([0-9a-f-]{36})'", worker.log_file.read_text()))
+    # both workers may try a run; the one whose Pending transition Prefect accepts starts it ("submitted to
+    # infrastructure"), the other is told to abort
+    ran = {worker.name: len(re.findall(r"Flow run '[^']+' submitted to infrastructure", worker.log_file.read_text()))
            for worker in topology.workers}
-    assert all(ran.values()), {name: len(ids) for name, ids in ran.items()}
-    assert not set.intersection(*ran.values()), "no run was taken by both workers"
-    ran = {name: len(ids) for name, ids in ran.items()}
+    assert all(ran.values()) and sum(ran.values()) == TASKS, ran
     print(f"{TASKS} tasks: submitted in {submitted:.1f} s, all Succeeded after {finished:.1f} s; per worker {ran}")

@@ -36,9 +36,10 @@ def free_port() -> int:
 class ServeProcess:
     """`georeg serve` in the background, its output collected line by line."""
 
-    def __init__(self, data_dir: Path, api_port: int, prefect_port: int):
+    def __init__(self, data_dir: Path, api_port: int, prefect_port: int, extra_env: dict[str, str] | None = None):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("GEOREG_", "PREFECT_"))}
         env.update(GEOREG_DATA_DIR=str(data_dir), GEOREG_API_PORT=str(api_port), GEOREG_PREFECT_PORT=str(prefect_port))
+        env.update(extra_env or {})
         self.process = subprocess.Popen(
             [GEOREG, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             cwd=Path(__file__).resolve().parents[2],
