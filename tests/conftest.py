@@ -149,4 +149,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             kept.append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
+    # Longest files first: with several processes (make test), each takes the next file when it is free, so the
+    # real stacks (tests/e2e) and the browser and flow tests start early instead of trailing at the end.
+    items[:] = sorted(kept, key=lambda item: LONG_FIRST.get(item.nodeid.split("/")[1], len(LONG_FIRST)))
+
+
+LONG_FIRST = {"e2e": 0, "browser": 1, "flows": 2}
