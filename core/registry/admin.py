@@ -37,7 +37,6 @@ from georeg.core.slugs import validate_slug
 from georeg.core.storage import dataset_dir
 
 MAX_DATASETS_PER_MOVE = 1000
-VISIBILITY_CODES = {0: Visibility.private, 1: Visibility.unlisted, 2: Visibility.public}
 
 
 class ConflictResolution(str, Enum):
@@ -206,19 +205,6 @@ def cleanup_empty_datasets(session: Session, *, settings: Settings) -> RemovedDa
     return RemovedDatasets(removed=removed)
 
 
-def _visibility_from(value: object) -> Visibility | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return VISIBILITY_CODES.get(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text.isdigit():
-            return VISIBILITY_CODES.get(int(text))
-        return next((v for v in Visibility if v.value == text), None)
-    return None
-
-
 def migrate_visibility(session: Session) -> VisibilityMigration:
     """Set each dataset's visibility from its ``visibility`` metadata (DroneDB's 0/1/2 or a name), newest value."""
     rows = session.exec(select(DatasetMeta, Dataset, Organization).join(Dataset, Dataset.id == DatasetMeta.dataset_id)
@@ -227,7 +213,7 @@ def migrate_visibility(session: Session) -> VisibilityMigration:
                         .order_by(DatasetMeta.mtime)).all()
     wanted: dict[int, tuple[Dataset, str, Visibility]] = {}
     for value, dataset, org in rows:
-        visibility = _visibility_from(value.data)
+        visibility = dataset_repo.parse_visibility(value.data)
         if visibility is not None:
             wanted[dataset.id] = (dataset, f"{org.slug}/{dataset.slug}", visibility)
     migrated = []

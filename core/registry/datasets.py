@@ -115,3 +115,21 @@ def update_dataset(session: Session, *, dataset: Dataset, update: DatasetUpdate)
     touch(session, dataset=dataset)
     session.commit()
     return dataset
+
+
+VISIBILITY_CODES = {0: Visibility.private, 1: Visibility.unlisted, 2: Visibility.public}
+"""DroneDB's visibility numbers."""
+
+
+def parse_visibility(value: object) -> Visibility | None:
+    """A visibility from DroneDB's 0/1/2 (a number or its text) or a name; None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return VISIBILITY_CODES.get(value)
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text.isdigit():
+            return VISIBILITY_CODES.get(int(text))
+        return next((item for item in Visibility if item.value == text), None)
+    return None

@@ -39,7 +39,6 @@ from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import entries as entry_repo
 from georeg.core.registry import meta as meta_repo
 from georeg.core.registry import orgs as org_repo
-from georeg.core.registry.admin import VISIBILITY_CODES
 from georeg.core.registry.objects import EntryDescription, classify, create_folder, store_object
 from georeg.core.registry.remote import RemoteEntry, RemoteRegistry, source_base_url
 from georeg.core.registry.schemas import Slug
@@ -206,7 +205,7 @@ def import_dataset(engine: Engine, settings: Settings, client: RemoteRegistry, *
             org = org_repo.get_org(session, slug=destination_org)
             dataset = dataset_repo.find_dataset(session, org=org, slug=destination_ds)
             if dataset is None:
-                visibility = _visibility(info.get("visibility")) or Visibility.private
+                visibility = dataset_repo.parse_visibility(info.get("visibility")) or Visibility.private
                 dataset = dataset_repo.create_dataset(session, org=org, slug=destination_ds, visibility=visibility)
                 session.commit()
             for entry in entries:
@@ -379,35 +378,16 @@ def _import_meta(session: Session, dataset: Dataset, records: list[dict], report
         if not meta_repo.is_plural(key):
             singular.add((path, key))
     session.flush()
-    for path, key in sorted(singular):
-        rows = session.exec(select(DatasetMeta).where(DatasetMeta.dataset_id == dataset.id, DatasetMeta.path == path,
-                                                      DatasetMeta.key == key)).all()
-        newest = max(rows, key=lambda row: (row.mtime.replace(tzinfo=row.mtime.tzinfo or UTC), row.id))
-        for row in rows:
-            if row is not newest:
-                session.delete(row)
+    meta_repo.keep_newest(session, dataset=dataset, keys=singular)
     if added:
         dataset_repo.touch(session, dataset=dataset)
     session.commit()
     report.imported_items += added
 
 
-def _visibility(value: Any) -> Visibility | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return VISIBILITY_CODES.get(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text.isdigit():
-            return VISIBILITY_CODES.get(int(text))
-        return next((item for item in Visibility if item.value == text), None)
-    return None
-
-
 def _apply_info(session: Session, dataset: Dataset, info: dict) -> None:
     """The dataset's name, description and visibility become the source's (those it states)."""
-    visibility = _visibility(info.get("visibility"))
+    visibility = dataset_repo.parse_visibility(info.get("visibility"))
     if visibility is not None:
         dataset.visibility = visibility.value
     name = info.get("name")

@@ -224,3 +224,15 @@ def dump_meta(session: Session, *, dataset: Dataset, ids: list[str] | None = Non
         query = query.where(DatasetMeta.id.in_(sorted(wanted)))
     rows = session.exec(query).all()
     return [_record(row) for row in sorted(rows, key=lambda row: (row.path, row.key, as_utc(row.mtime), row.id))]
+
+
+def keep_newest(session: Session, *, dataset: Dataset, keys: set[tuple[str, str]]) -> None:
+    """For each singular ``(path, key)`` of ``dataset`` that received values from elsewhere (a push, an import),
+    keep only the newest value (by ``mtime``, then id); not committed."""
+    for path, key in sorted(keys):
+        rows = session.exec(select(DatasetMeta).where(DatasetMeta.dataset_id == dataset.id, DatasetMeta.path == path,
+                                                      DatasetMeta.key == key)).all()
+        newest = max(rows, key=lambda row: (as_utc(row.mtime), row.id))
+        for row in rows:
+            if row is not newest:
+                session.delete(row)

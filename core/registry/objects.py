@@ -6,6 +6,7 @@ import fnmatch
 from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
+from sqlalchemy import update
 from sqlmodel import Session, select
 
 from georeg.core.config import Settings
@@ -16,6 +17,7 @@ from georeg.core.registry import entries as entry_repo
 from georeg.core.registry import users as user_repo
 from georeg.core.registry.schemas import EntryPublic
 from georeg.core.storage import TempWriter, dataset_dir, prune_empty_parents, remove_tree, resolve_inside
+from georeg.core.timeutil import utcnow
 
 RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".gtiff", ".geotiff"})
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp"})
@@ -124,12 +126,27 @@ def check_storage_quota(session: Session, *, org: Organization, incoming: int, r
         )
 
 
+def lock_dataset(session: Session, *, org: Organization, dataset: Dataset) -> None:
+    """Take the dataset's write lock (SQLite: the database's, PostgreSQL: the dataset row's) before reading what a
+    write depends on, as share and push commits do: the writers of one dataset go one at a time, each seeing what the
+    previous one committed (two moves of one file, two uploads creating one folder: one wins, the other gets a 409 or
+    a 404, never an IntegrityError or a row whose file went elsewhere). The dataset is read again under the lock: a
+    rename committed meanwhile moved its folder."""
+    locked = session.execute(update(Dataset).where(Dataset.id == dataset.id).values(updated_at=utcnow()))
+    if locked.rowcount == 0:
+        raise NotFound(f"dataset {org.slug}/{dataset.slug} not found", code="dataset_not_found")
+    session.refresh(dataset)
+    if dataset.org_id != org.id:
+        raise Conflict(f"dataset {dataset.slug!r} moved to another organization meanwhile", code="dataset_moved")
+
+
 def store_object(
     session: Session, *, settings: Settings, org: Organization, dataset: Dataset, path: str, upload: TempWriter,
     description: EntryDescription,
 ) -> Entry:
     """Move the finished, described upload in ``upload`` into place and register the entry (quota and path
     conflicts checked first; nothing is moved when they fail and the caller discards the temp file)."""
+    lock_dataset(session, org=org, dataset=dataset)
     existing = entry_repo.find_entry(session, dataset=dataset, path=path)
     check_storage_quota(session, org=org, incoming=upload.size, replacing=existing.size if existing else 0)
     root = storage_root(settings, org, dataset)
@@ -157,6 +174,7 @@ def delete_objects(
     session: Session, *, settings: Settings, org: Organization, dataset: Dataset, paths: list[str]
 ) -> int:
     """Delete entries (directories recursively) and their files; all or nothing in the registry."""
+    lock_dataset(session, org=org, dataset=dataset)
     root = storage_root(settings, org, dataset)
     removed = 0
     for path in paths:
@@ -173,6 +191,7 @@ def delete_objects(
 def move_object(
     session: Session, *, settings: Settings, org: Organization, dataset: Dataset, source: str, destination: str
 ) -> list[Entry]:
+    lock_dataset(session, org=org, dataset=dataset)
     root = storage_root(settings, org, dataset)
     entries = entry_repo.move_subtree(session, dataset=dataset, source=source, destination=destination)
     dataset_repo.touch(session, dataset=dataset)
@@ -218,6 +237,7 @@ def delete_dataset(session: Session, *, settings: Settings, org: Organization, d
 def rename_dataset(session: Session, *, settings: Settings, org: Organization, dataset: Dataset,
                    new_slug: str) -> Dataset:
     """Give a dataset a new slug: its folder moves with it, and back again when the rename cannot be committed."""
+    lock_dataset(session, org=org, dataset=dataset)
     old_slug = dataset.slug
     dataset_repo.rename_dataset(session, org=org, dataset=dataset, new_slug=new_slug)
     rename_dataset_files(settings, org_slug=org.slug, old_slug=old_slug, new_slug=new_slug)
@@ -247,6 +267,7 @@ def search_entries(session: Session, *, dataset: Dataset, pattern: str, base: st
 
 def create_folder(session: Session, *, settings: Settings, org: Organization, dataset: Dataset, path: str) -> Entry:
     """A folder entry at ``path`` (with its parents) and its directory in storage; an existing folder is fine."""
+    lock_dataset(session, org=org, dataset=dataset)
     existing = entry_repo.find_entry(session, dataset=dataset, path=path)
     if existing is not None and existing.type != EntryType.directory.value:
         raise Conflict(f"{path!r} is a file", code="path_conflict")

@@ -427,11 +427,5 @@ def _apply_meta(session: Session, *, dataset: Dataset, state: dict) -> None:
         if not meta_repo.is_plural(record["key"]):
             singular.add((record["path"], record["key"]))
     session.flush()
-    for path, key in sorted(singular):
-        rows = session.exec(select(DatasetMeta).where(DatasetMeta.dataset_id == dataset.id, DatasetMeta.path == path,
-                                                      DatasetMeta.key == key)).all()
-        newest = max(rows, key=lambda row: (row.mtime.replace(tzinfo=row.mtime.tzinfo or UTC), row.id))
-        for row in rows:
-            if row is not newest:
-                session.delete(row)
+    meta_repo.keep_newest(session, dataset=dataset, keys=singular)
     session.flush()
