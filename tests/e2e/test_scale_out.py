@@ -24,7 +24,9 @@ import pytest
 from sqlalchemy import text
 
 from georeg.core.db import make_engine
+from georeg.deployments.prefect_setup import SetupError
 from georeg.deployments.processes import ChildProcess
+from georeg.deployments.supervisor import wait_for_http
 from tests.e2e.test_serve import free_port
 from tests.helpers import ADMIN_PASSWORD, require_postgres
 
@@ -38,16 +40,11 @@ DONE = {"Succeeded", "Failed", "Cancelled"}
 
 
 def _wait_http(url: str, child: ChildProcess, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert child.alive(), f"{child.name} exited:\n{child.tail(40)}"
-        try:
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{child.name} not answering at {url} after {timeout:.0f} s:\n{child.tail(40)}")
+    """The supervisor's own readiness wait, failing the test with the child's output."""
+    try:
+        wait_for_http(url, timeout=timeout, child=child)
+    except SetupError as exc:
+        raise AssertionError(f"{exc}:\n{child.tail(40)}") from exc
 
 
 class Topology:
