@@ -93,5 +93,6 @@ fallback = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 @fallback.get("/r/{rest:path}")
 @fallback.get("/rasters/{rest:path}")
+@fallback.get("/admin/{rest:path}")
 def no_such_page(request: Request, _: PageActor) -> Response:
     raise NotFound(f"there is no page at {request.url.path[:200]!r}", code="page_not_found")

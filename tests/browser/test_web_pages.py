@@ -345,6 +345,8 @@ def test_start_a_task_and_watch_it_succeed(live_server: LiveServer, new_page, tm
     pages.check("tasks-empty")
     page.get_by_label("Tool", exact=True).select_option("bulk-download")
     page.get_by_label("Parameters (JSON object)").fill('{"compress": true}')
+    polls: list[str] = []
+    page.on("request", lambda request: polls.append(request.url) if "/status" in request.url else None)
     page.get_by_role("button", name="Start task").click()
     expect(page.get_by_role("heading", name=re.compile("^bulk-download"))).to_be_visible()
     expect(page.locator("#task-state")).to_have_text("Succeeded", timeout=180_000)
@@ -353,6 +355,11 @@ def test_start_a_task_and_watch_it_succeed(live_server: LiveServer, new_page, tm
     flow_run = page.get_by_role("link", name="Flow run in the Prefect UI")
     assert re.search(r"/runs/flow-run/[0-9a-f-]{36}$", flow_run.get_attribute("href") or "")
     pages.check("task-succeeded")
+    # the log is followed with the log cursor: once lines came, each poll asks only for the lines since the last
+    expect(page.locator("#task-log")).not_to_be_empty()
+    assert len(polls) < 2 or any("since=" in url for url in polls[1:]), polls  # polls go on from the cursor
+    lines = [line for line in page.locator("#task-log").inner_text().split("\n") if line]
+    assert len(lines) == len(set(lines)), lines  # no line twice
     result = page.evaluate("""async () => {
         const r = await fetch(document.getElementById("task-result").href);
         return [r.status, r.headers.get("content-type"), (await r.arrayBuffer()).byteLength];
@@ -426,7 +433,7 @@ def test_admin_creates_a_user_who_edits_metadata(live_server: LiveServer, new_pa
     pages.check("metadata-refused")
     page.get_by_label("Value (JSON)").fill('"Field notes 2026"')
     page.get_by_role("button", name="Save metadata").click()
-    expect(page.get_by_role("status")).to_have_text("Metadata saved.")
+    expect(page.locator(".notice[role=status]")).to_have_text("Metadata saved.")  # (the upload box is a status too)
     expect(page.locator("table.meta")).to_contain_text("Field notes 2026")
     pages.check("metadata-saved")
     value = httpx.get(f"{live_server.url}/orgs/admin/ds/field-notes/meta/title", headers=headers)
