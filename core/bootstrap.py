@@ -14,6 +14,7 @@ from georeg.core.rasters.service import REGISTRY_ORG, create_registry_location
 from georeg.core.registry import orgs as org_repo
 from georeg.core.registry import users as user_repo
 from georeg.core.security import set_hashing_cost
+from georeg.core.storage import remove_orphan_temp_files
 
 
 class BootstrapReport(BaseModel):
@@ -25,6 +26,7 @@ class BootstrapReport(BaseModel):
 def bootstrap(settings: Settings, engine: Engine) -> BootstrapReport:
     """Idempotent: safe on every start, on a fresh or an existing data dir."""
     settings.ensure_layout()
+    remove_orphan_temp_files(settings.tmp_dir)  # of a process killed mid-upload
     settings.resolve_secret_key()
     set_hashing_cost(memory_kib=settings.password_hash_memory_kib, time_cost=settings.password_hash_time_cost)
     migrate(engine)

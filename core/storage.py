@@ -2,16 +2,22 @@
 
 Content is written to a temporary file in ``<data_dir>/tmp`` (same filesystem as the storage),
 fsynced, then renamed into place, so an interrupted write never leaves a partial file. A full file system
-(ENOSPC, EDQUOT) raises :class:`InsufficientStorage` after the temp file is removed.
+(ENOSPC, EDQUOT) raises :class:`InsufficientStorage` after the temp file is removed. A writer holds a shared lock
+on its temp file while it has it open (shared: readers that lock, like HDF5, still open it), so the temp files of
+writers killed mid-write (``kill -9``, the OOM killer) are told apart and removed by
+:func:`remove_orphan_temp_files` when an API process starts.
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import fcntl
 import hashlib
 import os
+import re
 import shutil
+import stat
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -23,6 +29,8 @@ from georeg.core.errors import InsufficientStorage, InvalidPath, PayloadTooLarge
 MAX_PATH_LENGTH = 1024
 MAX_SEGMENT_BYTES = 255  # NAME_MAX of the file systems the storage lives on
 TEMP_PREFIX = ".georeg-tmp-"
+WRITER_PREFIX = f"{TEMP_PREFIX}w-"  # a TempWriter's file (locked while open); TEMP_PREFIX alone: other temp files
+_WRITER_NAME = re.compile(rf"{re.escape(WRITER_PREFIX)}[0-9a-f]{{32}}")
 CHUNK_SIZE = 1024 * 1024
 WRITEBACK_BYTES = 8 * 1024 * 1024
 _SYNC_FILE_RANGE_WRITE = 2
@@ -120,16 +128,22 @@ class TempWriter:
     on it, possibly in two threads at once, each of the two taking the batches in their order."""
 
     def __init__(self, tmp_dir: Path, *, max_bytes: int | None) -> None:
-        self.path = tmp_dir / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
         self.max_bytes = max_bytes
         self.size = 0
         self._written = 0
         self._flushed = 0
         self._hash = hashlib.sha256()
         self._out_of_space = False
+        self.path = tmp_dir / f"{WRITER_PREFIX}{uuid.uuid4().hex}"
         try:
             tmp_dir.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115
+            while True:
+                self._file = open(self.path, "wb", buffering=0)  # noqa: SIM115
+                if _lock(self._file.fileno(), shared=True) and os.fstat(self._file.fileno()).st_nlink == 0:
+                    self._file.close()  # removed as an orphan between open and lock: another name
+                    self.path = tmp_dir / f"{WRITER_PREFIX}{uuid.uuid4().hex}"
+                    continue
+                break
         except OSError as exc:
             if is_no_space(exc):
                 self.path.unlink(missing_ok=True)
@@ -178,8 +192,9 @@ class TempWriter:
             self._flushed = self._written
 
     def finish(self, destination: Path, *, durable: bool = True) -> StoredFile:
-        """fsync (unless not ``durable``: a temporary part whose whole is checked later), close and atomically move
-        into ``destination``."""
+        """fsync (unless not ``durable``: a temporary part whose whole is checked later), atomically move into
+        ``destination`` and close. The file is closed (its lock released) only once it left the temp dir: finished in
+        place (``destination`` is :attr:`path`), it stays open until :meth:`discard`."""
         if self._out_of_space:
             raise no_space_error()
         if self._written != self.size:
@@ -187,9 +202,10 @@ class TempWriter:
         try:
             if durable:
                 os.fsync(self._file.fileno())  # may report ENOSPC of delayed allocation or a network file system
-            self._file.close()
             destination.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self.path, destination)
+            os.replace(self.path, destination)  # still open, so still locked: no orphan sweep removes it meanwhile
+            if destination != self.path:
+                self._file.close()
         except OSError as exc:
             if is_no_space(exc):
                 self._give_up_space()
@@ -212,6 +228,39 @@ class TempWriter:
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()
+
+
+def _lock(fd: int, *, shared: bool) -> bool:
+    """A lock on the open file ``fd`` (released when every descriptor of that open is closed, also by the kernel when
+    the process dies): a writer's shared one, waiting for a sweep's exclusive one, or that exclusive one at once;
+    False when the lock is held elsewhere, or when locks are not supported."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def remove_orphan_temp_files(tmp_dir: Path) -> int:
+    """Remove the temp files of :class:`TempWriter` s that died without removing them (killed mid-upload): the ones no
+    open file holds a lock on. Other temp files wait for the ``cleanup`` flow's TTL. The number removed."""
+    try:
+        names = [name for name in os.listdir(tmp_dir) if _WRITER_NAME.fullmatch(name)]
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for name in names:
+        try:
+            fd = os.open(tmp_dir / name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode) and _lock(fd, shared=False):
+                (tmp_dir / name).unlink(missing_ok=True)
+                removed += 1
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextmanager
