@@ -50,8 +50,13 @@ def test_georeg_worker_runs_flows_and_restarts_its_fork_server(prefect_api_url, 
         worker.wait_for_line(r"georeg forkserver: ready on", timeout=60)
 
         target = tmp_path / "touched"
-        created = httpx.post(f"{prefect_api_url}/deployments/{deployment_id}/create_flow_run", timeout=30,
-                             json={"parameters": {"path": str(target)}})
+        retry_until = time.monotonic() + 60  # the session's SQLite Prefect server answers 503 while it is busy
+        while True:
+            created = httpx.post(f"{prefect_api_url}/deployments/{deployment_id}/create_flow_run", timeout=30,
+                                 json={"parameters": {"path": str(target)}, "idempotency_key": f"e2e-{tmp_path.name}"})
+            if created.status_code not in (429, 503) or time.monotonic() > retry_until:
+                break
+            time.sleep(1)
         assert created.status_code == 201, created.text
         run_id = created.json()["id"]
         deadline = time.monotonic() + 60
