@@ -57,7 +57,7 @@ def test_georeg_worker_runs_flows_and_restarts_its_fork_server(prefect_api_url, 
             if created.status_code not in (429, 503) or time.monotonic() > retry_until:
                 break
             time.sleep(1)
-        assert created.status_code == 201, created.text
+        assert created.status_code in (200, 201), created.text
         run_id = created.json()["id"]
         deadline = time.monotonic() + 60
         run = created.json()
