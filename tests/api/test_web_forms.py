@@ -20,6 +20,12 @@ from tests.helpers import ADMIN_PASSWORD, create_dataset, upload_object
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
+@pytest.fixture
+def backend() -> str:
+    """The pages call the same core functions as the JSON API, whose tests run on both databases: SQLite here."""
+    return "sqlite"
+
+
 def csrf_of(client: TestClient, path: str = "/signin") -> str:
     response = client.get(path)
     assert response.status_code == 200, response.text
