@@ -54,8 +54,9 @@ def _admin(actor: PageActor) -> User:
 AdminUser = Annotated[User, Depends(_admin)]
 
 
-def _refused(exc: GeoregError | ValidationError) -> tuple[str, int]:
-    """The message and status of a refused change (the JSON API's status)."""
+def _refused(session: Session, exc: GeoregError | ValidationError) -> tuple[str, int]:
+    """Roll back a refused change; its message and status (the JSON API's status)."""
+    session.rollback()
     if isinstance(exc, ValidationError):
         return validation_message(exc), 422
     return exc.message, status_for(exc)
@@ -116,8 +117,7 @@ async def create_user(request: Request, session: SessionDep, settings: SettingsD
         body = UserCreate(user_name=user_name.strip(), email=email.strip(), password=password, roles=roles)
         accounts.create_user(session, body, storage_quota=settings.default_user_storage_bytes)
     except (GeoregError, ValidationError) as exc:
-        session.rollback()
-        message, status = _refused(exc)
+        message, status = _refused(session, exc)
         return await _overview(request, session, actor, tasks, message=message, section="create-user", form=form,
                                status=status)
     return redirect(request, f"/admin/users/{_q(body.user_name)}?done=created")
@@ -131,8 +131,7 @@ async def create_role(request: Request, session: SessionDep, actor: PageActor, _
     try:
         accounts.create_role(session, name=role.strip())
     except GeoregError as exc:
-        session.rollback()
-        message, status = _refused(exc)
+        message, status = _refused(session, exc)
         return await _overview(request, session, actor, tasks, message=message, section="roles",
                                form={"role": role}, status=status)
     return redirect(request, f"/admin?done=role-created&name={_q(role.strip())}#roles-heading")
@@ -146,8 +145,7 @@ async def delete_role(request: Request, role_name: str, session: SessionDep, act
     try:
         accounts.delete_role(session, name=role_name[:128])
     except GeoregError as exc:
-        session.rollback()
-        message, status = _refused(exc)
+        message, status = _refused(session, exc)
         return await _overview(request, session, actor, tasks, message=message, section="roles", status=status)
     return redirect(request, f"/admin?done=role-deleted&name={_q(role_name)}#roles-heading")
 
@@ -168,8 +166,7 @@ async def create_org(request: Request, session: SessionDep, actor: PageActor, ad
                                   is_public=body.is_public, owner=admin)
         session.commit()
     except (GeoregError, ValidationError) as exc:
-        session.rollback()
-        message, status = _refused(exc)
+        message, status = _refused(session, exc)
         return await _overview(request, session, actor, tasks, message=message, section="orgs", form=form,
                                status=status)
     return redirect(request, f"/r/{org.slug}")
@@ -197,8 +194,7 @@ async def delete_org(request: Request, org_slug: str, session: SessionDep, setti
     try:
         org_repo.delete_org(session, settings=settings, org=org)
     except GeoregError as exc:
-        session.rollback()
-        message, status = _refused(exc)
+        message, status = _refused(session, exc)
         return await _overview(request, session, actor, tasks, message=message, section="orgs", status=status)
     return redirect(request, f"/admin?done=org-deleted&name={_q(org_slug)}#orgs-heading")
 
@@ -243,8 +239,7 @@ def set_roles(request: Request, user_name: str, session: SessionDep, _: AdminUse
     try:
         accounts.update_user(session, username=user.username, update=UserUpdate(roles=roles))
     except (GeoregError, ValidationError) as exc:
-        session.rollback()
-        message, status = _refused(exc)
+        message, status = _refused(session, exc)
         return _user_page(request, session, username=user.username, message=message, section="roles",
                           status=status)
     return redirect(request, f"/admin/users/{_q(user.username)}?done=roles")
@@ -263,8 +258,7 @@ def set_password(request: Request, user_name: str, session: SessionDep, _: Admin
         body = AdminPasswordChange(new_password=new_password)
         accounts.set_password(session, username=user.username, new_password=body.new_password)
     except (GeoregError, ValidationError) as exc:
-        session.rollback()
-        message, status = _refused(exc)
+        message, status = _refused(session, exc)
         return _user_page(request, session, username=user.username, message=message, section="password",
                           status=status)
     return redirect(request, f"/admin/users/{_q(user.username)}?done=password")
@@ -290,8 +284,7 @@ def set_orgs(request: Request, user_name: str, session: SessionDep, _: AdminUser
         memberships = [OrgMembership(slug=slug, permission=level) for slug, level in chosen]
         accounts.set_user_orgs(session, username=user.username, memberships=memberships)
     except (GeoregError, ValidationError) as exc:
-        session.rollback()
-        message, status = _refused(exc)
+        message, status = _refused(session, exc)
         return _user_page(request, session, username=user.username, message=message, section="orgs",
                           status=status)
     return redirect(request, f"/admin/users/{_q(user.username)}?done=orgs")
@@ -321,8 +314,7 @@ def delete_user(request: Request, user_name: str, session: SessionDep, settings:
     try:
         accounts.delete_user(session, settings=settings, username=user.username, by=admin)
     except GeoregError as exc:
-        session.rollback()
-        message, status = _refused(exc)
+        message, status = _refused(session, exc)
         return _user_page(request, session, username=user.username, message=message, section="delete",
                           status=status)
     return redirect(request, f"/admin?done=user-deleted&name={_q(user.username)}#users-heading")
