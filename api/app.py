@@ -78,10 +78,10 @@ def create_app(settings: Settings | None = None, *, tools: ToolRegistry | None =
         app.state.prefect = PrefectClient(settings.effective_prefect_api_url)
         app.state.thumbnails = ThumbnailCache(settings.cache_dir, tmp_dir=settings.tmp_dir)
         app.state.upstream = httpx.Client(headers={"User-Agent": f"georeg/{__version__}"})
-        synchroniser = asyncio.create_task(sync_forever(engine=engine, settings=settings, prefect=app.state.prefect,
-                                                        tools=app.state.tools))
         app.state.submitter = TaskSubmitter(engine=engine, settings=settings, prefect=app.state.prefect,
                                             tools=app.state.tools)
+        synchroniser = asyncio.create_task(sync_forever(engine=engine, settings=settings, prefect=app.state.prefect,
+                                                        tools=app.state.tools, submitter=app.state.submitter))
         submitter = asyncio.create_task(app.state.submitter.run_forever())
         try:
             yield

@@ -159,7 +159,7 @@ class PrefectClient:
                 found[run["id"]] = RunState(
                     id=run["id"], state_type=run.get("state_type") or state.get("type") or "SCHEDULED",
                     state_name=run.get("state_name") or state.get("name"), state_message=state.get("message"),
-                    start_time=run.get("start_time"), end_time=run.get("end_time"),
+                    start_time=run.get("start_time"), end_time=run.get("end_time"), run_count=run.get("run_count"),
                 )
         return found
 

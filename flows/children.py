@@ -45,7 +45,7 @@ class PrefectChildRuns:
                 any_=[UUID(item) for item in flow_run_ids])), limit=len(flow_run_ids))
         return {str(run.id): RunState(id=str(run.id), state_type=run.state.type.value, state_name=run.state.name,
                                       state_message=run.state.message, start_time=run.start_time,
-                                      end_time=run.end_time)
+                                      end_time=run.end_time, run_count=run.run_count)
                 for run in runs if run.state is not None}
 
     def cancel(self, flow_run_id: str) -> None:

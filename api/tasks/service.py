@@ -235,7 +235,7 @@ class TaskService:
                 self._reread(task)
             if not persist and task in self.session:
                 self.session.expunge(task)
-            changed = apply_run(task, run) or changed
+            changed = apply_run(task, run, restart=True) or changed
         if persist and changed:
             self.session.commit()
 
@@ -251,9 +251,14 @@ class TaskService:
             self.session.expunge(row)
 
     async def sync(self, tasks: list[Task]) -> None:
-        """Bring active tasks' rows up to date with their flow runs (for writers: 503 when Prefect cannot answer)."""
+        """Bring active tasks' rows up to date with their flow runs (for writers: 503 when Prefect cannot answer);
+        a task whose run crashed before it started is queued again, for the submitter."""
         runs = await self._runs(tasks)
         await self.in_thread(self._apply, tasks, runs, persist=True)
+        if self.submitter is not None:
+            for task in tasks:
+                if task.state == TaskState.queued.value and task.flow_run_id is None:
+                    self.submitter.accept(task.id)
 
     async def show(self, tasks: list[Task]) -> None:
         """Lay the current state of their flow runs over tasks about to be shown, without writing; the cached

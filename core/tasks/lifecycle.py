@@ -22,6 +22,8 @@ from georeg.core.tasks import repository as task_repo
 from georeg.core.tasks.model import ACTIVE_STATES, TERMINAL_STATES, TaskState, Tool, dedup_key, map_prefect_state
 from georeg.core.timeutil import as_utc, utcnow
 
+RESTARTS_BEFORE_START = 3
+
 
 class RunState(BaseModel):
     """What the task platform reads of a flow run."""
@@ -32,6 +34,7 @@ class RunState(BaseModel):
     state_message: str | None = None
     start_time: datetime | None = None
     end_time: datetime | None = None
+    run_count: int | None = None  # how often it entered Running (None: not read)
 
 
 def artifact_dir(settings: Settings, task_id: str) -> Path:
@@ -62,11 +65,18 @@ def new_task(session: Session, *, tool: Tool, org: Organization, dataset: Datase
     return task
 
 
-def apply_run(task: Task, run: RunState | None, *, now: datetime | None = None) -> bool:
+def apply_run(task: Task, run: RunState | None, *, now: datetime | None = None, restart: bool = False) -> bool:
     """Bring ``task``'s fields in line with its flow run; returns whether anything changed. Terminal states are
-    final; a task without a run is the submitter's (it creates the run, or fails the task when it cannot)."""
-    if TaskState(task.state) not in ACTIVE_STATES or run is None:
+    final; a task without a run is the submitter's (it creates the run, or fails the task when it cannot).
+    ``restart`` (for tasks the submitter owns): a run that crashed before it started goes back to the queue as the
+    task's next attempt (:func:`restartable`) instead of failing the task."""
+    if TaskState(task.state) not in ACTIVE_STATES or run is None or run.id != task.flow_run_id:
         return False
+    if restart and restartable(task, run):
+        reason = run.state_message or "no message"
+        begin_retry(task, state="Crashed", error=f"its flow run crashed before it started ({reason}); started again",
+                    restarted=True)
+        return True
     now = now or utcnow()
     state = map_prefect_state(run.state_type, run.state_name)
     before = (task.state, task.started_at, task.finished_at, task.error)
@@ -80,10 +90,24 @@ def apply_run(task: Task, run: RunState | None, *, now: datetime | None = None) 
     return before != (task.state, task.started_at, task.finished_at, task.error)
 
 
-def begin_retry(task: Task) -> None:
-    """Start the next attempt of a failed or cancelled task: the last one goes to its history."""
-    previous = {"attempt": task.attempts, "flowRunId": task.flow_run_id, "state": task.state, "error": task.error,
-                "startedAt": _iso(task.started_at), "finishedAt": _iso(task.finished_at)}
+def restartable(task: Task, run: RunState) -> bool:
+    """Whether ``run``, ``task``'s current flow run, crashed before it started (Prefect or its worker failed while
+    starting it, as when the Prefect server restarts: it never entered Running, so its tool never ran and running
+    it now is not running it twice; Prefect gives such a run a start time equal to its end time, not none)
+    and the task was restarted so fewer than :data:`RESTARTS_BEFORE_START` times. Child tasks of a fan-out are
+    their parent's to start, never restarted here."""
+    restarts = sum(1 for attempt in task.history if attempt.get("restarted"))
+    return (run.state_type.upper() == "CRASHED" and run.run_count == 0 and restarts < RESTARTS_BEFORE_START
+            and not (task.parameters or {}).get("parent_task_id"))
+
+
+def begin_retry(task: Task, *, state: str | None = None, error: str | None = None, restarted: bool = False) -> None:
+    """Start the next attempt of a failed or cancelled task: the last one goes to its history (``state`` and
+    ``error`` overriding the row's, ``restarted`` marking an automatic restart)."""
+    previous = {"attempt": task.attempts, "flowRunId": task.flow_run_id, "state": state or task.state,
+                "error": error or task.error, "startedAt": _iso(task.started_at), "finishedAt": _iso(task.finished_at)}
+    if restarted:
+        previous["restarted"] = True
     task.history = [*task.history, previous]
     task.attempts += 1
     task.state = TaskState.queued.value

@@ -51,7 +51,8 @@ class TaskArtifact(CamelModel):
 
 
 class TaskAttempt(CamelModel):
-    """An earlier attempt of a retried task."""
+    """An earlier attempt of a retried task; ``restarted``: georeg started the next one itself (its run crashed
+    before it started)."""
 
     attempt: int
     flow_run_id: str | None = None
@@ -59,6 +60,7 @@ class TaskAttempt(CamelModel):
     error: str | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    restarted: bool = False
 
 
 class TaskPublic(CamelModel):
