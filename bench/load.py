@@ -387,18 +387,25 @@ class Workload:
 
 
 class RssSampler:
-    """Peak RSS of the API processes and of the whole stack, sampled every ``interval`` seconds."""
+    """Peak RSS of the API processes and of the whole stack, sampled every ``interval`` seconds, and the API's RSS
+    at the start and then every ``mark_every`` seconds (does it level off?)."""
 
-    def __init__(self, stack: Stack, interval: float = 0.5):
-        self.stack, self.interval = stack, interval
+    def __init__(self, stack: Stack, interval: float = 0.5, mark_every: float = 60.0):
+        self.stack, self.interval, self.mark_every = stack, interval, mark_every
         self.api_peak = self.stack_peak = 0
+        self.api_marks: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
+        next_mark = time.monotonic()
         while not self._stop.is_set():
-            self.api_peak = max(self.api_peak, self.stack.api_rss())
+            api = self.stack.api_rss()
+            self.api_peak = max(self.api_peak, api)
             self.stack_peak = max(self.stack_peak, self.stack.stack_rss())
+            if time.monotonic() >= next_mark:
+                self.api_marks.append(api)
+                next_mark += self.mark_every
             self._stop.wait(self.interval)
 
     def __enter__(self) -> RssSampler:
@@ -478,10 +485,15 @@ def run_load(stack: Stack, fixture: Fixture, *, users: int, seconds: int, tasks_
            "api_peak_mb": round(max(sampler.api_peak, api_end) / MB, 1),
            "api_growth_mb": round((api_end - api_start) / MB, 1),
            "stack_start_mb": round(stack_start / MB, 1), "stack_end_mb": round(stack_end / MB, 1),
-           "stack_peak_mb": round(max(sampler.stack_peak, stack_end) / MB, 1)}
+           "stack_peak_mb": round(max(sampler.stack_peak, stack_end) / MB, 1),
+           "api_per_minute_mb": [round(value / MB, 1) for value in [*sampler.api_marks, api_end]],
+           "api_growth_after_first_minute_mb": round((api_end - sampler.api_marks[1]) / MB, 1)
+           if len(sampler.api_marks) > 1 else None}
     print(f"memory   : API RSS {rss['api_start_mb']} -> {rss['api_end_mb']} MB (growth {rss['api_growth_mb']:+} MB, "
           f"peak {rss['api_peak_mb']}); whole stack {rss['stack_start_mb']} -> {rss['stack_end_mb']} MB "
           f"(peak {rss['stack_peak_mb']})")
+    print(f"           API RSS each minute, then at the end: {rss['api_per_minute_mb']} MB "
+          f"(after the first minute: {rss['api_growth_after_first_minute_mb']} MB)")
     print(f"errors   : {errors} (target 0){''.join(chr(10) + '  ' + s for s in tally.error_samples)}")
     tasks = _drain(tally, fixture.token, drain_seconds)
     return {"users": users, "seconds": seconds, "apis": len(stack.apis), "requests": sum(r["count"] for r in

@@ -83,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
         from georeg.deployments.prefect_setup import (
             SetupError,
             find_project_dir,
-            prefect_env,
             register_all,
             wait_for_api,
         )
@@ -94,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
             wait_for_api(api_url, timeout=120)  # started next to a Prefect server that may still be starting
             registration = register_all(
                 api_url, work_pool=settings.work_pool, project_dir=find_project_dir(settings.project_dir),
-                env=prefect_env(api_url=api_url, prefect_home=settings.prefect_home),
             )
         except SetupError as exc:
             print(f"georeg deploy failed: {exc}", file=sys.stderr)

@@ -229,8 +229,8 @@ class Stack:
     def _register(self) -> None:
         _say("deploying prefect.yaml")
         registration = register_all(
-            self.prefect_api_url, work_pool=self.settings.work_pool, project_dir=self.project_dir, env=self.env,
-            log_file=self.logs / "deploy.log", state_file=self.settings.prefect_home / DEPLOYED_FINGERPRINT_FILE,
+            self.prefect_api_url, work_pool=self.settings.work_pool, project_dir=self.project_dir,
+            state_file=self.settings.prefect_home / DEPLOYED_FINGERPRINT_FILE,
         )
         if not registration.deployed:
             _say("deployments unchanged since the last start and all on the server: not redeployed")

@@ -1,4 +1,6 @@
-"""`georeg deploy` registers the work pool and every prefect.yaml deployment on a real Prefect API."""
+"""`georeg deploy` registers the work pool and every prefect.yaml deployment on a real Prefect API, storing what
+``prefect deploy --all`` stores for each (entrypoint, description, tags, parameters and their schema, schedules,
+pull step)."""
 
 from __future__ import annotations
 
@@ -9,14 +11,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from georeg.deployments import prefect_setup
 from georeg.deployments.prefect_setup import (
     SetupError,
+    declared_deployments,
     deployment_fingerprint,
     engine_command,
     ensure_work_pool,
-    prefect_env,
     register_all,
 )
 
@@ -40,9 +43,19 @@ def test_deploy_registers_pool_and_scheduled_cleanup(prefect_api_url, tmp_path):
     assert command == engine_command(), "the worker starts the flow-run launcher, not Prefect's workspace supervisor"
     deployment = httpx.get(f"{prefect_api_url}/deployments/name/cleanup/cleanup", timeout=10).json()
     assert deployment["schedules"][0]["schedule"]["cron"] == "17 3 * * *"
-    assert deployment["pull_steps"] == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
-    ]
+    assert deployment["parameter_openapi_schema"]["properties"]["max_age_hours"]["default"] is None
+    for declared, name in zip(yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"],
+                              declared_deployments(ROOT), strict=True):
+        stored = httpx.get(f"{prefect_api_url}/deployments/name/{name}", timeout=10).json()
+        assert stored["entrypoint"] == declared["entrypoint"] and stored["work_pool_name"] == "georeg"
+        assert (stored["description"], stored["tags"], stored["parameters"]) == (
+            declared["description"], declared["tags"], declared.get("parameters", {})), name
+        assert stored["enforce_parameter_schema"] and stored["parameter_openapi_schema"]["type"] == "object"
+        assert [(s["schedule"]["cron"], s["schedule"]["timezone"], s["active"]) for s in stored["schedules"]] == [
+            (s["cron"], s["timezone"], s["active"]) for s in declared.get("schedules", [])], name
+        assert stored["pull_steps"] == [
+            {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
+        ]
     httpx.patch(f"{prefect_api_url}/work_pools/georeg", json={"concurrency_limit": 4}, timeout=10).raise_for_status()
     ensure_work_pool(prefect_api_url, "georeg")  # what every `georeg deploy` and `georeg serve` start does first
     assert httpx.get(f"{prefect_api_url}/work_pools/georeg", timeout=10).json()["concurrency_limit"] is None, \
@@ -60,15 +73,14 @@ def deployed(prefect_api_url, tmp_path) -> str:
 
 @pytest.fixture
 def deploy_calls(monkeypatch) -> list[Path]:
-    """``prefect deploy --all`` replaced by a recorder (the deployments are already on the session's server)."""
+    """The deployment replaced by a recorder (the deployments are already on the session's server)."""
     calls: list[Path] = []
-    monkeypatch.setattr(prefect_setup, "deploy_all", lambda project_dir, env, log_file=None: calls.append(project_dir))
+    monkeypatch.setattr(prefect_setup, "deploy_all", lambda api_url, project_dir, work_pool: calls.append(project_dir))
     return calls
 
 
 def _register(api_url: str, tmp_path: Path, state_file: Path) -> prefect_setup.Registration:
-    return register_all(api_url, work_pool="georeg", project_dir=ROOT, state_file=state_file,
-                        env=prefect_env(api_url=api_url, prefect_home=tmp_path / "prefect"))
+    return register_all(api_url, work_pool="georeg", project_dir=ROOT, state_file=state_file)
 
 
 def test_unchanged_deployments_are_not_redeployed(deployed, tmp_path, deploy_calls):
@@ -96,3 +108,11 @@ def test_a_deployment_missing_on_the_server_is_deployed_again(deployed, tmp_path
         _register(deployed, tmp_path, state_file)
     assert deploy_calls == [ROOT] and not state_file.exists()
 
+
+
+def test_a_flow_that_cannot_load_is_a_setup_error_naming_its_deployment(tmp_path):
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "prefect.yaml").write_text(
+        "deployments:\n  - name: broken\n    entrypoint: flows/missing.py:nothing\n")
+    with pytest.raises(SetupError, match=r"deployment 'broken' \(flows/missing.py:nothing\)"):
+        declared_deployments(tmp_path)

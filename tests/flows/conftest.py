@@ -60,7 +60,7 @@ def task_worker(prefect_api_url: str, worker_home: WorkerHome, task_forkserver: 
     """Deploy prefect.yaml plus the test tools to the harness and run one process worker (1 s polls)
     whose runs are forked by ``task_forkserver``."""
     env, home = worker_home.env, worker_home.home
-    register_all(prefect_api_url, work_pool="georeg", project_dir=ROOT, env=env, log_file=home / "deploy.log")
+    register_all(prefect_api_url, work_pool="georeg", project_dir=ROOT)
     for tool in TEST_TOOLS:
         register_deployment(prefect_api_url, flow_name=tool.id, name=tool.id, project_dir=ROOT, work_pool="georeg",
                             entrypoint=f"tests/flows/tooling.py:{tool.id.replace('-', '_')}")
