@@ -45,10 +45,11 @@ serve: install
 	$(BIN)/georeg serve
 
 ## make test: the whole suite (SQLite, and PostgreSQL when 127.0.0.1:5432 answers), in TEST_WORKERS processes
-## (each with its own Prefect harness; a test file stays in one process). TEST_WORKERS=0: one process.
+## (each with its own Prefect harness; a test file stays in one process; files in tests/conftest.py's order, slowest
+## first). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 3
 test: install-test install-pycsw install-browser
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 ## make bench: benchmarks, printing ratios against references measured in the same run
 bench: install-test install-pycsw

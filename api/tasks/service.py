@@ -254,10 +254,11 @@ class TaskService:
         """Bring active tasks' rows up to date with their flow runs (for writers: 503 when Prefect cannot answer);
         a task whose run crashed before it started is queued again, for the submitter."""
         runs = await self._runs(tasks)
+        attempts = {task.id: task.attempts for task in tasks}
         await self.in_thread(self._apply, tasks, runs, persist=True)
         if self.submitter is not None:
             for task in tasks:
-                if task.state == TaskState.queued.value and task.flow_run_id is None:
+                if task.attempts != attempts[task.id]:
                     self.submitter.accept(task.id)
 
     async def show(self, tasks: list[Task]) -> None:

@@ -14,7 +14,7 @@ from tests.flows.conftest import flow_runs_tagged
 from tests.helpers import ADMIN_PASSWORD, create_dataset, login, upload_object
 from tests.live import serve_app
 
-CLIENTS, PER_CLIENT = 4, 10
+CLIENTS, PER_CLIENT = 4, 6
 TASKS = "/orgs/admin/ds/d/tasks"
 
 
