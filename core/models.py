@@ -271,6 +271,7 @@ class Task(SQLModel, table=True):
     state: str = Field(default="Scheduled", max_length=16, index=True)
     flow_run_id: str | None = Field(default=None, max_length=64)
     attempts: int = 1
+    executed_attempt: int | None = None  # claimed by the flow run that starts the tool (runner.execute_task)
     history: list = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     progress: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     result: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))

@@ -154,3 +154,19 @@ def app_settings(*, data_dir: Path, database_url: str, prefect_api_url: str, **o
                               "password_hash_time_cost": 1, "build_on_upload": False}
     return Settings(data_dir=data_dir, database_url=database_url, prefect_api_url=prefect_api_url,
                     **{**values, **overrides})
+
+
+def prefect_call(method: str, url: str, *, json: dict | None = None, patience: float = 120.0) -> httpx.Response:
+    """A request straight to the session's Prefect server, patient: its SQLite database was seen stalling over a
+    minute on a loaded machine (answers 503 or 429, or none within 30 s). Any other answer is returned as it is."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            response = httpx.request(method, url, json=json, timeout=30)
+            if response.status_code not in (429, 503):
+                return response
+        except httpx.TimeoutException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the Prefect server did not answer {method} {url} within {patience:.0f} s")
+        time.sleep(1.0)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, update
+from sqlalchemy import func, or_, update
 from sqlmodel import Session, select
 
 from georeg.core.errors import NotFound
 from georeg.core.models import Task
 from georeg.core.tasks.model import ACTIVE_STATES, TaskState
-from georeg.core.timeutil import as_utc
+from georeg.core.timeutil import as_utc, utcnow
 
 ACTIVE = [state.value for state in ACTIVE_STATES]
 
@@ -112,6 +112,21 @@ def record_flow_run(session: Session, *, task_id: str, attempt: int, flow_run_id
         update(Task).where(Task.id == task_id, Task.attempts == attempt, Task.state == TaskState.queued.value,
                            Task.flow_run_id.is_(None))
         .values(flow_run_id=flow_run_id, state=TaskState.scheduled.value)
+    ).rowcount
+    session.commit()
+    return bool(updated)
+
+
+def claim_attempt(session: Session, *, task_id: str, attempt: int, flow_run_id: str | None, progress: dict) -> bool:
+    """Claim ``task_id``'s ``attempt`` for the run starting its tool (``flow_run_id``, None outside a flow run):
+    marks it started, unless it finished, records another run or was claimed before; whether it did. Committed."""
+    conditions = [Task.id == task_id, Task.attempts == attempt, Task.state.in_(ACTIVE),
+                  or_(Task.executed_attempt.is_(None), Task.executed_attempt != attempt)]
+    if flow_run_id is not None:
+        conditions.append(Task.flow_run_id == flow_run_id)
+    updated = session.execute(
+        update(Task).where(*conditions)
+        .values(executed_attempt=attempt, started_at=utcnow(), error=None, progress=progress)
     ).rowcount
     session.commit()
     return bool(updated)

@@ -39,7 +39,9 @@ def execute_task(settings: Settings, engine: Engine, *, task_id: str, tool: Tool
 
     A stale run does nothing: one whose task has finished (it failed because its run could not be created in
     time, or was cancelled), or whose task records another run (``flow_run_id``: this run's id). A queued task
-    without a run adopts this one (its creation succeeded but the answer never reached the submitter).
+    without a run adopts this one (its creation succeeded but the answer never reached the submitter). The run
+    claims its attempt as it starts the tool (:func:`~georeg.core.tasks.repository.claim_attempt`): the same run
+    executing a second time (:func:`repeated_execution`) does not run the tool again.
     Errors are recorded on the row and re-raised so that the flow run ends Failed.
     """
     with Session(engine, expire_on_commit=False) as session:
@@ -50,18 +52,15 @@ def execute_task(settings: Settings, engine: Engine, *, task_id: str, tool: Tool
             # the run started before the submitter heard of it (Prefect's answer was lost): the task adopts it
             task_repo.record_flow_run(session, task_id=task_id, attempt=task.attempts, flow_run_id=flow_run_id)
             session.refresh(task)
-        if TaskState(task.state).is_terminal or (flow_run_id and task.flow_run_id != flow_run_id):
-            raise Conflict(f"task {task_id} is {task.state.lower()} with run {task.flow_run_id}: run {flow_run_id} "
-                           "is stale and does nothing", code="stale_run")
+        attempt = task.attempts
+        if not _runnable(task, flow_run_id) or not task_repo.claim_attempt(
+                session, task_id=task_id, attempt=attempt, flow_run_id=flow_run_id,
+                progress={"percent": 0.0, "phase": "starting", "message": ""}):
+            session.refresh(task)
+            return _refuse(task, flow_run_id, logger)
         dataset = session.get(Dataset, task.dataset_id)
         org = session.get(Organization, task.org_id)
         params = tool.parameters.model_validate(task.parameters)
-        attempt = task.attempts
-        task.started_at = utcnow()
-        task.error = None
-        task.progress = {"percent": 0.0, "phase": "starting", "message": ""}
-        session.add(task)
-        session.commit()
 
     work_dir = artifact_dir(settings, task_id) / f"work-{attempt}"
     shutil.rmtree(work_dir, ignore_errors=True)
@@ -104,6 +103,33 @@ def execute_task(settings: Settings, engine: Engine, *, task_id: str, tool: Tool
         fields.update(artifact=artifact, artifact_bytes=artifact["sizeBytes"])
     _update(engine, task_id, **fields)
     return {"result": outcome.result, "artifact": artifact}
+
+
+def _runnable(task: Task, flow_run_id: str | None) -> bool:
+    """Whether a run may start ``task``'s current attempt: the task's run, the attempt not started, not finished."""
+    return (not TaskState(task.state).is_terminal and (flow_run_id is None or task.flow_run_id == flow_run_id)
+            and task.executed_attempt != task.attempts)
+
+
+def _refuse(task: Task, flow_run_id: str | None, logger: logging.Logger) -> dict:
+    """A run that may not start ``task``'s attempt: the same run again (:func:`repeated_execution`), or a stale
+    run (``stale_run`` conflict)."""
+    if task.executed_attempt == task.attempts and (flow_run_id is None or task.flow_run_id == flow_run_id):
+        return repeated_execution(task, logger)
+    raise Conflict(f"task {task.id} is {task.state.lower()} with run {task.flow_run_id}: run {flow_run_id} "
+                   "is stale and does nothing", code="stale_run")
+
+
+def repeated_execution(task: Task, logger: logging.Logger) -> dict:
+    """What a second execution of the run that already executed ``task``'s attempt does: nothing but repeat the
+    first execution's outcome, so that the flow run ends as it did (Prefect lets a finished run without a persisted
+    result go back to Pending, and a worker that read it as Scheduled before it finished submits it again)."""
+    logger.warning("run %s already executed attempt %s of task %s: this second execution does not run the tool",
+                   task.flow_run_id, task.attempts, task.id)
+    if (task.progress or {}).get("phase") == "done":
+        return {"result": task.result, "artifact": task.artifact}
+    raise Conflict(f"run {task.flow_run_id} already executed attempt {task.attempts} of task {task.id}, which did "
+                   f"not succeed ({task.error or 'its first execution did not finish'})", code="repeated_run")
 
 
 def create_scheduled_task(engine: Engine, *, tool: Tool, parameters: dict, flow_run_id: str) -> str:

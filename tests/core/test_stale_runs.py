@@ -1,5 +1,6 @@
 """A flow run does a task's work only when it is that task's run: a finished task's run and a run other than the
-one its task records are stale and do nothing; a queued task without a run adopts the run that starts for it."""
+one its task records are stale and do nothing; a queued task without a run adopts the run that starts for it; the
+same run executing twice (a worker resubmitting a finished run it read as Scheduled) runs the tool once."""
 
 from __future__ import annotations
 
@@ -27,6 +28,11 @@ class NoParams(BaseModel):
 def _record(context, _params) -> ToolOutcome:
     RAN.append(context.task_id)
     return ToolOutcome(result={"ran": True})
+
+
+def _broken(context, _params) -> ToolOutcome:
+    RAN.append(context.task_id)
+    raise RuntimeError("disk on fire")
 
 
 TOOL = Tool(id="record", version="1", title="Record", description="records that it ran", parameters=NoParams,
@@ -82,3 +88,53 @@ def test_a_queued_task_adopts_the_run_that_starts_for_it(world):
     assert result["result"] == {"ran": True} and RAN == ["q" * 32]
     with Session(engine) as session:
         assert session.get(Task, "q" * 32).flow_run_id == "run-9"
+
+
+def _execute(settings, engine, task_id: str, tool: Tool = TOOL, run: str | None = "run-1") -> dict:
+    return execute_task(settings, engine, task_id=task_id, tool=tool, logger=logging.getLogger("t"), flow_run_id=run)
+
+
+def test_the_same_run_executing_again_repeats_its_outcome_without_running_the_tool(world, caplog):
+    settings, engine, ids = world
+    _task(engine, ids, "r" * 32, state="Processing", flow_run_id="run-1")
+    first = _execute(settings, engine, "r" * 32)
+    with Session(engine) as session:
+        session.get(Task, "r" * 32).state = "Succeeded"  # what the synchroniser records once the run completed
+        session.commit()
+    again = _execute(settings, engine, "r" * 32)
+    assert again == first and RAN == ["r" * 32]
+    assert "does not run the tool" in caplog.text
+    with pytest.raises(Conflict) as refused:
+        _execute(settings, engine, "r" * 32, run="run-2")
+    assert refused.value.code == "stale_run"
+
+
+def test_a_repeated_execution_of_a_failed_or_unfinished_attempt_fails_again(world):
+    settings, engine, ids = world
+    _task(engine, ids, "f" * 32, state="Processing", flow_run_id="run-1")
+    broken = Tool(id="broken", version="1", title="Broken", description="fails", parameters=NoParams, run=_broken,
+                  required_access=Permission.read)
+    with pytest.raises(RuntimeError):
+        _execute(settings, engine, "f" * 32, tool=broken)
+    with pytest.raises(Conflict) as refused:
+        _execute(settings, engine, "f" * 32)
+    assert refused.value.code == "repeated_run" and "disk on fire" in refused.value.message and RAN == ["f" * 32]
+    _task(engine, ids, "u" * 32, state="Processing", flow_run_id="run-7")
+    with Session(engine) as session:
+        session.get(Task, "u" * 32).executed_attempt = 1  # its first execution died mid-run (process killed)
+        session.commit()
+    with pytest.raises(Conflict) as unfinished:
+        _execute(settings, engine, "u" * 32, run="run-7")
+    assert unfinished.value.code == "repeated_run" and "did not finish" in unfinished.value.message
+
+
+def test_a_retried_task_runs_its_next_attempt(world):
+    settings, engine, ids = world
+    _task(engine, ids, "n" * 32, state="Processing", flow_run_id="run-1")
+    _execute(settings, engine, "n" * 32)
+    with Session(engine) as session:
+        task = session.get(Task, "n" * 32)
+        task.attempts, task.flow_run_id, task.state = 2, "run-2", "Scheduled"
+        session.commit()
+    assert _execute(settings, engine, "n" * 32, run="run-2")["result"] == {"ran": True}
+    assert RAN == ["n" * 32, "n" * 32]

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 import yaml
 
@@ -22,6 +21,7 @@ from georeg.deployments.prefect_setup import (
     ensure_work_pool,
     register_all,
 )
+from tests.helpers import prefect_call
 
 ROOT = Path(__file__).resolve().parents[2]
 GEOREG = str(Path(sys.executable).with_name("georeg"))
@@ -37,16 +37,16 @@ def test_deploy_registers_pool_and_scheduled_cleanup(prefect_api_url, tmp_path):
     result = _run_deploy(prefect_api_url, tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "cleanup/cleanup" in result.stdout
-    pool = httpx.get(f"{prefect_api_url}/work_pools/georeg", timeout=10).json()
+    pool = prefect_call("GET", f"{prefect_api_url}/work_pools/georeg").json()
     assert pool["type"] == "process" and pool["concurrency_limit"] is None, "the worker limits concurrency"
     command = pool["base_job_template"]["variables"]["properties"]["command"]["default"]
     assert command == engine_command(), "the worker starts the flow-run launcher, not Prefect's workspace supervisor"
-    deployment = httpx.get(f"{prefect_api_url}/deployments/name/cleanup/cleanup", timeout=10).json()
+    deployment = prefect_call("GET", f"{prefect_api_url}/deployments/name/cleanup/cleanup").json()
     assert deployment["schedules"][0]["schedule"]["cron"] == "17 3 * * *"
     assert deployment["parameter_openapi_schema"]["properties"]["max_age_hours"]["default"] is None
     for declared, name in zip(yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"],
                               declared_deployments(ROOT), strict=True):
-        stored = httpx.get(f"{prefect_api_url}/deployments/name/{name}", timeout=10).json()
+        stored = prefect_call("GET", f"{prefect_api_url}/deployments/name/{name}").json()
         assert stored["entrypoint"] == declared["entrypoint"] and stored["work_pool_name"] == "georeg"
         assert (stored["description"], stored["tags"], stored["parameters"]) == (
             declared["description"], declared["tags"], declared.get("parameters", {})), name
@@ -56,9 +56,9 @@ def test_deploy_registers_pool_and_scheduled_cleanup(prefect_api_url, tmp_path):
         assert stored["pull_steps"] == [
             {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}
         ]
-    httpx.patch(f"{prefect_api_url}/work_pools/georeg", json={"concurrency_limit": 4}, timeout=10).raise_for_status()
+    prefect_call("PATCH", f"{prefect_api_url}/work_pools/georeg", json={"concurrency_limit": 4}).raise_for_status()
     ensure_work_pool(prefect_api_url, "georeg")  # what every `georeg deploy` and `georeg serve` start does first
-    assert httpx.get(f"{prefect_api_url}/work_pools/georeg", timeout=10).json()["concurrency_limit"] is None, \
+    assert prefect_call("GET", f"{prefect_api_url}/work_pools/georeg").json()["concurrency_limit"] is None, \
         "a pool limit left by an older georeg is cleared"
 
 
@@ -85,7 +85,7 @@ def _register(api_url: str, tmp_path: Path, state_file: Path) -> prefect_setup.R
 
 def test_unchanged_deployments_are_not_redeployed(deployed, tmp_path, deploy_calls):
     """serve's restart: the fingerprint of the last deployment matches and every deployment is on the
-    server, so `prefect deploy` is skipped; a changed fingerprint deploys again and records the new one."""
+    server, so the deployment is skipped; a changed fingerprint deploys again and records the new one."""
     state_file = tmp_path / "deployed.sha256"
     state_file.write_text(deployment_fingerprint(ROOT, deployed))
     skipped = _register(deployed, tmp_path, state_file)

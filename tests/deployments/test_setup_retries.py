@@ -6,12 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from georeg.deployments import prefect_setup
 from georeg.deployments.prefect_setup import SetupError, ensure_work_pool, register_deployment
 from tests.faulty_proxy import FaultyProxy
+from tests.helpers import prefect_call
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = "georeg-setup-retries"
@@ -37,7 +37,7 @@ def test_busy_answers_are_retried(proxy, prefect_api_url):
     ensure_work_pool(proxy.url, POOL)
     deployment_id = _register(proxy.url)
     assert [path for method, path, _ in proxy.seen if method == "POST"].count("/api/deployments/") == 3
-    deployment = httpx.get(f"{prefect_api_url}/deployments/{deployment_id}", timeout=10).json()
+    deployment = prefect_call("GET", f"{prefect_api_url}/deployments/{deployment_id}").json()
     assert deployment["name"] == "setup-retries" and deployment["work_pool_name"] == POOL
 
 

@@ -188,10 +188,16 @@ def test_a_burst_over_two_apis_and_two_workers(topology: Topology) -> None:
         if len(batch) < 200:
             break
         offset += 200
-    assert set(per_task) == task_ids and set(per_task.values()) == {1}, "every task ran exactly once"
+    assert set(per_task) == task_ids and set(per_task.values()) == {1}, "every task has exactly one flow run"
     # both workers may try a run; the one whose Pending transition Prefect accepts starts it ("submitted to
-    # infrastructure"), the other is told to abort
-    ran = {worker.name: len(re.findall(r"Flow run '[^']+' submitted to infrastructure", worker.log_file.read_text()))
-           for worker in topology.workers}
-    assert all(ran.values()) and sum(ran.values()) == TASKS, ran
-    print(f"{TASKS} tasks: submitted in {submitted:.1f} s, all Succeeded after {finished:.1f} s; per worker {ran}")
+    # infrastructure"), the other is told to abort. A worker that read a run as Scheduled just before the other
+    # ran it to the end may still submit it (Prefect lets a finished run go back to Pending): that second
+    # execution finds its attempt claimed and does not run the tool (tests/flows/test_repeated_execution.py)
+    logs = {worker.name: worker.log_file.read_text() for worker in topology.workers}
+    submitted_runs = {name: len(re.findall(r"Flow run '[^']+' submitted to infrastructure", log))
+                      for name, log in logs.items()}
+    repeated = sum(log.count("this second execution does not run the tool") for log in logs.values())
+    assert all(submitted_runs.values()), f"both workers ran flows: {submitted_runs}"
+    assert sum(submitted_runs.values()) - repeated == TASKS, f"tools ran once: {submitted_runs}, {repeated} repeated"
+    print(f"{TASKS} tasks: submitted in {submitted:.1f} s, all Succeeded after {finished:.1f} s; "
+          f"per worker {submitted_runs}, {repeated} repeated executions")

@@ -228,7 +228,7 @@ def test_serve_stack_round_trip_and_restart(tmp_path):
     try:
         second.wait_ready()
         assert "Admin login: admin /" not in "\n".join(second.lines)
-        assert any("not redeployed" in line for line in second.lines), "same code and server: prefect deploy skipped"
+        assert any("not redeployed" in line for line in second.lines), "same code and server: not deployed again"
         headers = _token(api, password)
         listing = httpx.get(f"{api}/orgs/admin/ds/e2e/list", params={"path": "imagery"}, headers=headers, timeout=30)
         assert [e["path"] for e in listing.json()] == ["imagery/scene.tif"]

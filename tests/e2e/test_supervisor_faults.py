@@ -10,11 +10,11 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from georeg.deployments.prefect_setup import ensure_work_pool, register_deployment
 from tests.e2e.test_serve import GEOREG, ServeProcess, find_forkserver
+from tests.helpers import prefect_call
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -50,20 +50,15 @@ def test_georeg_worker_runs_flows_and_restarts_its_fork_server(prefect_api_url, 
         worker.wait_for_line(r"georeg forkserver: ready on", timeout=60)
 
         target = tmp_path / "touched"
-        retry_until = time.monotonic() + 60  # the session's SQLite Prefect server answers 503 while it is busy
-        while True:
-            created = httpx.post(f"{prefect_api_url}/deployments/{deployment_id}/create_flow_run", timeout=30,
-                                 json={"parameters": {"path": str(target)}, "idempotency_key": f"e2e-{tmp_path.name}"})
-            if created.status_code not in (429, 503) or time.monotonic() > retry_until:
-                break
-            time.sleep(1)
+        created = prefect_call("POST", f"{prefect_api_url}/deployments/{deployment_id}/create_flow_run", json={
+            "parameters": {"path": str(target)}, "idempotency_key": f"e2e-{tmp_path.name}"})
         assert created.status_code in (200, 201), created.text
         run_id = created.json()["id"]
         deadline = time.monotonic() + 60
         run = created.json()
         while run["state_type"] not in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED") and time.monotonic() < deadline:
             time.sleep(0.5)
-            run = httpx.get(f"{prefect_api_url}/flow_runs/{run_id}", timeout=10).json()
+            run = prefect_call("GET", f"{prefect_api_url}/flow_runs/{run_id}").json()
         assert run["state_type"] == "COMPLETED", (run["state"], "\n".join(worker.lines))
         parent = int(target.read_text().split()[0])
         assert parent == find_forkserver(worker.descendants()).pid, "forked by the restarted fork server"

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -20,7 +19,7 @@ from georeg.deployments.forkserver import FlowForkServer
 from georeg.deployments.prefect_setup import prefect_env, register_all, register_deployment, worker_command
 from georeg.deployments.processes import ChildProcess
 from tests.flows.tooling import TEST_TOOLS
-from tests.helpers import require_postgres
+from tests.helpers import prefect_call, require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -120,21 +119,11 @@ def wait_for_state(client: TestClient, url: str, headers: dict, states: set[str]
 
 
 def flow_run(api_url: str, flow_run_id: str) -> dict:
-    return httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()
+    return prefect_call("GET", f"{api_url}/flow_runs/{flow_run_id}").json()
 
 
-def flow_runs_tagged(api_url: str, tag: str, *, patience: float = 120.0) -> list[dict]:
-    """Flow runs carrying ``tag``, read straight from the Prefect server. Patient: the session's SQLite
-    server was once seen stalling over a minute on a loaded machine right after a run was deleted."""
-    deadline = time.monotonic() + patience
-    while True:
-        try:
-            response = httpx.post(f"{api_url}/flow_runs/filter", json={"flow_runs": {"tags": {"all_": [tag]}}},
-                                  timeout=30)
-            if response.status_code == 200:
-                return response.json()
-        except httpx.TimeoutException:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"the Prefect server did not answer a flow-run filter within {patience:.0f} s")
-        time.sleep(1.0)
+def flow_runs_tagged(api_url: str, tag: str) -> list[dict]:
+    """Flow runs carrying ``tag``, read straight from the Prefect server."""
+    response = prefect_call("POST", f"{api_url}/flow_runs/filter", json={"flow_runs": {"tags": {"all_": [tag]}}})
+    assert response.status_code == 200, response.text
+    return response.json()

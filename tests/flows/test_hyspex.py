@@ -7,12 +7,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 import rasterio
 
 from tests.flows.conftest import wait_for_state
+from tests.helpers import prefect_call
 from tests.hyspex_fixtures import CHILDREN, HYSPEX_PARENT, NO_NETCDF, NOT_HYSPEX, nearest_bands, rgb_truth
 
 pytestmark = pytest.mark.slow
@@ -154,7 +154,7 @@ def test_parent_job_fans_out_child_flow_runs(client, hyspex_settings, admin_head
     result = parent["result"]
     assert result["total"] == CHILDREN and result["counts"] == {"Succeeded": CHILDREN}, result["counts"]
 
-    runs = httpx.post(f"{prefect_api_url}/flow_runs/filter", timeout=10, json={
+    runs = prefect_call("POST", f"{prefect_api_url}/flow_runs/filter", json={
         "flow_runs": {"parent_flow_run_id": {"any_": [parent["flow_run_id"]]}}, "limit": 100}).json()
     assert len(runs) == CHILDREN and {run["state_type"] for run in runs} == {"COMPLETED"}
     assert {run["id"] for run in runs} == {child["flow_run_id"] for child in result["children"]}

@@ -11,13 +11,12 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from georeg.core.models import Task
 from georeg.core.tasks.lifecycle import RESTARTS_BEFORE_START, RunState, restartable
 from tests.flows.conftest import flow_run, flow_runs_tagged, wait_for_state
-from tests.helpers import ADMIN_PASSWORD, create_dataset, login, upload_object
+from tests.helpers import ADMIN_PASSWORD, create_dataset, login, prefect_call, upload_object
 
 DS = "/orgs/admin/ds/d"
 TASKS = f"{DS}/tasks"
@@ -36,7 +35,7 @@ def paused_pool(task_worker: str) -> Iterator[str]:
 
 
 def set_paused(api_url: str, paused: bool) -> None:
-    httpx.patch(f"{api_url}/work_pools/georeg", json={"is_paused": paused}, timeout=30).raise_for_status()
+    prefect_call("PATCH", f"{api_url}/work_pools/georeg", json={"is_paused": paused}).raise_for_status()
 
 
 @pytest.fixture
@@ -48,7 +47,7 @@ def ds(client) -> dict[str, str]:
 
 
 def crash_before_start(api_url: str, flow_run_id: str) -> None:
-    response = httpx.post(f"{api_url}/flow_runs/{flow_run_id}/set_state", timeout=30, json={
+    response = prefect_call("POST", f"{api_url}/flow_runs/{flow_run_id}/set_state", json={
         "state": {"type": "CRASHED", "name": "Crashed", "message": CRASH_MESSAGE}, "force": True})
     assert response.status_code in (200, 201) and response.json()["status"] == "ACCEPT", response.text
 
