@@ -21,6 +21,7 @@ from tests.helpers import (
     PostgresDatabase,
     app_settings,
     create_dataset,
+    free_port,
     login,
     postgres_answers,
     postgres_test_url,
@@ -63,22 +64,45 @@ def database_urls(tmp_path_factory: pytest.TempPathFactory, postgres_base_url: s
 
 
 @pytest.fixture(scope="session")
-def prefect_api_url() -> Iterator[str]:
-    """One Prefect test harness (temporary server and database) for the whole session, heartbeats off and,
-    as under ``georeg serve``, no telemetry (its writes competed with the session's first set-up writes)."""
+def prefect_api_url(postgres_base_url: str | None) -> Iterator[str]:
+    """One Prefect server (a subprocess, as in Prefect's test harness) for the whole session, heartbeats off and,
+    as under ``georeg serve``, no telemetry. Its database is PostgreSQL (a database of its own, dropped at the end)
+    when a server answers, as in the scale-out deployment: the SQLite database of Prefect's own harness takes one
+    writer at a time and was seen locked for over 60 s on the loaded 2-core machine (503s, a cancellation not
+    recorded). SQLite, through Prefect's harness, otherwise."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.server.database.dependencies import temporary_database_interface
     from prefect.settings import (
         PREFECT_API_URL,
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_SERVER_ANALYTICS_ENABLED,
+        PREFECT_SERVER_DATABASE_CONNECTION_URL,
         temporary_settings,
     )
     from prefect.testing.utilities import prefect_test_harness
 
-    with (
-        temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_ANALYTICS_ENABLED: False}),
-        prefect_test_harness(server_startup_timeout=60),
-    ):
-        yield PREFECT_API_URL.value()
+    quiet = {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None, PREFECT_SERVER_ANALYTICS_ENABLED: False}
+    if postgres_base_url is None:
+        with temporary_settings(updates=quiet), prefect_test_harness(server_startup_timeout=60):
+            yield PREFECT_API_URL.value()
+        return
+    database = PostgresDatabase(postgres_base_url)
+    asyncpg_url = make_engine(database.url).url.set(drivername="postgresql+asyncpg").render_as_string(
+        hide_password=False)
+    try:
+        with (
+            temporary_settings(updates={**quiet, PREFECT_SERVER_DATABASE_CONNECTION_URL: asyncpg_url}),
+            temporary_database_interface(),
+        ):
+            server = SubprocessASGIServer(port=free_port())
+            server.start(timeout=120)
+            try:
+                with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+                    yield server.api_url
+            finally:
+                server.stop()
+    finally:
+        database.drop()
 
 
 @pytest.fixture(params=BACKENDS)

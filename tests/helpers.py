@@ -7,6 +7,7 @@ the session fixture ``postgres_base_url`` in ``tests/conftest.py`` calls on firs
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -170,3 +171,10 @@ def prefect_call(method: str, url: str, *, json: dict | None = None, patience: f
         if time.monotonic() > deadline:
             raise AssertionError(f"the Prefect server did not answer {method} {url} within {patience:.0f} s")
         time.sleep(1.0)
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback interface right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

@@ -7,7 +7,6 @@ import os
 import queue
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,17 +19,12 @@ import psutil
 import pytest
 
 from georeg.deployments.supervisor import READY_LINE
+from tests.helpers import free_port
 from tests.rasters import write_geotiff
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 GEOREG = str(Path(sys.executable).with_name("georeg"))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class ServeProcess:

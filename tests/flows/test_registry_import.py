@@ -5,7 +5,6 @@ the ``registry-import`` flow running in the session's Prefect worker."""
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -18,19 +17,13 @@ from fastapi.testclient import TestClient
 
 from georeg.deployments.processes import ChildProcess
 from tests.flows.conftest import wait_for_state
-from tests.helpers import ADMIN_PASSWORD, assert_error, login
+from tests.helpers import ADMIN_PASSWORD, assert_error, free_port, login
 from tests.rasters import write_geotiff
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE_PASSWORD = "source-admin-pw"
 DONE = {"Succeeded", "Failed", "Cancelled"}
 SURVEY = "/orgs/field/ds/survey"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass
