@@ -15,6 +15,7 @@ import sys
 from georeg.core import __version__
 
 SCALE_OUT_COMMANDS = ("api", "worker", "deploy")
+LONG_RUNNING_COMMANDS = ("serve", "api", "worker")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"georeg: {exc}", file=sys.stderr)
         return 2
+    if args.command in LONG_RUNNING_COMMANDS:
+        from georeg.deployments.processes import cap_malloc_arenas
+
+        cap_malloc_arenas()
     if args.command == "serve":
         from georeg.deployments.supervisor import serve
 

@@ -3,7 +3,9 @@ scale-out compose file (the processes themselves: tests/e2e)."""
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -89,6 +91,41 @@ def test_supervise_leaves_a_healthy_child_alone_and_stops_on_request(tmp_path):
     finally:
         stack.stop()
     assert not child.alive()
+
+
+ARENA_PROBE = """
+import ctypes, threading
+from georeg.deployments.processes import cap_malloc_arenas
+capped = cap_malloc_arenas() if CAP else None
+start, done = threading.Barrier(12), threading.Barrier(12)
+def allocate():
+    start.wait()
+    blocks = [bytearray(4096) for _ in range(2_000)]
+    done.wait()
+threads = [threading.Thread(target=allocate) for _ in range(12)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+ctypes.CDLL(None).malloc_stats()
+print(capped, os.environ.get("MALLOC_ARENA_MAX"))
+"""
+
+
+@pytest.mark.parametrize(("environment", "cap", "arenas", "printed"), [
+    ({}, True, range(2, 3), "True 2"),  # what serve, api and worker do by default
+    ({"MALLOC_ARENA_MAX": "3"}, True, range(3, 4), "True 3"),  # an operator's own value wins
+    ({"MALLOC_ARENA_MAX": "16"}, False, range(9, 17), "None 16"),  # glibc alone: about an arena per thread
+])
+def test_malloc_arenas_capped(environment, cap, arenas, printed):
+    """``cap_malloc_arenas`` (called by ``georeg serve``, ``api`` and ``worker`` before anything starts) caps the
+    arenas of 12 threads allocating at once, counted by glibc's ``malloc_stats``, and passes the cap on to child
+    processes through the environment."""
+    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"} | environment
+    result = subprocess.run([sys.executable, "-c", f"import os\nCAP = {cap}\n{ARENA_PROBE}"], env=env,
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.split() == printed.split()
+    assert result.stderr.count("Arena ") in arenas, result.stderr
 
 
 @pytest.mark.parametrize(("registry", "prefect"), [

@@ -31,7 +31,8 @@ class ServeProcess:
     """`georeg serve` in the background, its output collected line by line."""
 
     def __init__(self, data_dir: Path, api_port: int, prefect_port: int, extra_env: dict[str, str] | None = None):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("GEOREG_", "PREFECT_"))}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("GEOREG_", "PREFECT_")) and k != "MALLOC_ARENA_MAX"}
         env.update(GEOREG_DATA_DIR=str(data_dir), GEOREG_API_PORT=str(api_port), GEOREG_PREFECT_PORT=str(prefect_port))
         env.update(extra_env or {})
         self.process = subprocess.Popen(
@@ -207,6 +208,9 @@ def test_serve_stack_round_trip_and_restart(tmp_path):
         assert len(children) >= 4
         forkserver, worker = find_forkserver(children), find_worker(children)
         assert worker.cmdline()[-2:] == ["--limit", "4"], "GEOREG_WORK_POOL_CONCURRENCY is the worker's limit"
+        api_process = next(p for p in children if "georeg.api.app:create_app" in _command(p))
+        assert {p.environ().get("MALLOC_ARENA_MAX") for p in (api_process, forkserver, worker)} == {"2"}, \
+            "malloc arenas capped in every process serve starts"
         assert (data_dir / "logs" / "flow-forkserver.log").read_text().count("ready on") == 2, "started, restarted"
         socket_dir = Path(forkserver.cmdline()[-1]).parent
     finally:
