@@ -33,6 +33,7 @@ pytest_plugins = [
     "tests.csw_fixtures",  # pycsw CSW server + NBS-like file server (session, built on first use)
     "tests.netcdf_fixtures",  # NetCDF files + an OPeNDAP server (xpublish-opendap) (session, built on first use)
     "tests.hyspex_fixtures",  # a HySpex campaign in its own pycsw + OPeNDAP server (session, built on first use)
+    "tests.worker_fixtures",  # the session's Prefect worker and fork server (session, started on first use)
 ]
 
 

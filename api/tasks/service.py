@@ -117,8 +117,17 @@ class TaskService:
         self.session.close()
 
     async def in_thread(self, function: Callable[..., Result], /, *args: object, **kwargs: object) -> Result:
-        """``function(*args, **kwargs)`` in a worker thread (database work stays off the event loop)."""
-        return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
+        """``function(*args, **kwargs)`` in a worker thread (database work stays off the event loop). A caller
+        cancelled meanwhile (the API shutting down cancels the synchroniser) waits for the call to end before the
+        cancellation goes on, so that :meth:`close` never runs while another thread still uses the session."""
+        call = asyncio.ensure_future(anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs)))
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            await asyncio.wait([call])
+            if not call.cancelled():
+                call.exception()  # retrieved: what the caller sees is its cancellation
+            raise
 
     # --- tools ---------------------------------------------------------------------------------------------------
 

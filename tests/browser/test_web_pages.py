@@ -19,7 +19,6 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import LiveServer, OfflinePage
-from tests.flows.conftest import task_forkserver, task_worker, worker_home  # noqa: F401 - the session's worker
 
 AXE = Path(__file__).parent / "vendor" / "axe-core-4.14.1" / "axe.min.js"
 CHUNK = 64 * 1024

@@ -71,7 +71,8 @@ def test_busy_answers_are_retried_into_one_run(faulty_client, ds, proxy, task_wo
     response = submit(faulty_client, ds)
     assert response.status_code == 202, response.text
     task = response.json()
-    assert task["state"] in ("Queued", "Scheduled")
+    # the answer waits up to GEOREG_TASK_SUBMIT_WAIT_SECONDS for the run: a quick worker may have run it already
+    assert task["state"] in ("Queued", "Scheduled", "Enqueued", "Processing", "Succeeded"), task
     done = wait_for_state(faulty_client, f"{TASKS}/{task['taskId']}", ds, DONE)
     assert done["state"] == "Succeeded", done
     assert len(proxy.creations()) >= 4  # 503, 429, stored but answer lost, then the stored run again
