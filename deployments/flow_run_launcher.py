@@ -62,10 +62,13 @@ def request_fork(sock: socket.socket, stdio: list[int]) -> int | None:
 
 def forward_signals(pid: int) -> None:
     def _forward(signum: int, _frame) -> None:  # noqa: ANN001
-        try:
+        try:  # the run's group; the run alone in the moment before its setsid
             os.killpg(pid, signum)
         except ProcessLookupError:
-            pass
+            try:
+                os.kill(pid, signum)
+            except ProcessLookupError:
+                pass
 
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, _forward)

@@ -195,7 +195,7 @@ class ForkServer:
         if data:
             return
         self.selector.unregister(conn)
-        signal_group(pid, signal.SIGKILL)
+        signal_run(pid, signal.SIGKILL)
 
     def _reap(self) -> None:
         while self.children:
@@ -220,19 +220,29 @@ class ForkServer:
 
     def _stop_children(self) -> None:
         for pid in list(self.children):
-            signal_group(pid, signal.SIGTERM)
+            signal_run(pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         while self.children and time.monotonic() < deadline:
             self._reap()
             time.sleep(0.1)
         for pid in list(self.children):
-            signal_group(pid, signal.SIGKILL)
+            signal_run(pid, signal.SIGKILL)
         self._reap()
         self.listener.close()
         try:
             os.unlink(self.socket_path)
         except FileNotFoundError:
             pass
+
+
+def signal_run(pid: int, sig: int) -> None:
+    """``sig`` to a forked run: its process group (what it started too) and the run itself, which has no group of
+    its own yet in the moment between the fork and its ``setsid`` (a launcher killed right after the fork)."""
+    signal_group(pid, sig)
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def run_in_child(fork: Fork) -> None:

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ import psutil
 import pytest
 
 from georeg.deployments.flow_run_launcher import SOCKET_ENV
-from georeg.deployments.forkserver import FlowForkServer, heartbeats_wanted, launcher_command
+from georeg.deployments.forkserver import FlowForkServer, heartbeats_wanted, launcher_command, signal_run
 from tests.flows.test_tasks import run_to_end
 from tests.helpers import eventually
 
@@ -108,6 +109,22 @@ def test_a_killed_launcher_takes_its_run_down(standalone):
     launcher.kill()
     launcher.communicate(timeout=30)
     assert eventually(lambda: not run.is_running() or run.status() == psutil.STATUS_ZOMBIE, timeout=30, interval=0.05)
+
+
+def test_signal_run_reaches_a_run_before_and_after_its_setsid():
+    """What the server sends a run (launcher killed, server stopping) reaches it in the moment between the fork and
+    its ``setsid``, when it has no process group of its own (CI once saw a run outlive its killed launcher), and
+    afterwards reaches its group, what the run started included."""
+    sleeper = [sys.executable, "-c", "import time; time.sleep(120)"]
+    early = subprocess.Popen(sleeper)  # still in this process's group, as a run before its setsid
+    late = subprocess.Popen([sys.executable, "-c", "import subprocess, sys, time\n"
+                             f"subprocess.Popen({sleeper!r}); time.sleep(120)"], start_new_session=True)
+    assert eventually(lambda: psutil.Process(late.pid).children(), timeout=30, interval=0.05)
+    grandchild = psutil.Process(late.pid).children()[0]
+    signal_run(early.pid, signal.SIGKILL)
+    signal_run(late.pid, signal.SIGKILL)
+    assert early.wait(timeout=10) == -signal.SIGKILL and late.wait(timeout=10) == -signal.SIGKILL
+    grandchild.wait(timeout=10)
 
 
 def test_without_a_fork_server_the_launcher_becomes_the_engine(standalone, tmp_path):
