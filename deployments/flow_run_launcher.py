@@ -60,15 +60,22 @@ def request_fork(sock: socket.socket, stdio: list[int]) -> int | None:
     return int(reply.split()[1])
 
 
+def signal_run(pid: int, sig: int) -> None:
+    """``sig`` to a forked run's process group (what it started too), or to the run alone when it has no group yet:
+    in the moment between the fork and its ``setsid`` (a launcher killed right after the fork). A run that is gone
+    is fine."""
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def forward_signals(pid: int) -> None:
     def _forward(signum: int, _frame) -> None:  # noqa: ANN001
-        try:  # the run's group; the run alone in the moment before its setsid
-            os.killpg(pid, signum)
-        except ProcessLookupError:
-            try:
-                os.kill(pid, signum)
-            except ProcessLookupError:
-                pass
+        signal_run(pid, signum)
 
     for signum in FORWARDED_SIGNALS:
         signal.signal(signum, _forward)

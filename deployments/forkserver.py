@@ -32,8 +32,8 @@ from pathlib import Path
 
 from pydantic import TypeAdapter
 
-from georeg.deployments.flow_run_launcher import SOCKET_ENV
-from georeg.deployments.processes import ChildProcess, signal_group
+from georeg.deployments.flow_run_launcher import SOCKET_ENV, signal_run
+from georeg.deployments.processes import ChildProcess
 
 LAUNCHER = Path(__file__).with_name("flow_run_launcher.py")
 PRELOAD = (
@@ -233,16 +233,6 @@ class ForkServer:
             os.unlink(self.socket_path)
         except FileNotFoundError:
             pass
-
-
-def signal_run(pid: int, sig: int) -> None:
-    """``sig`` to a forked run: its process group (what it started too) and the run itself, which has no group of
-    its own yet in the moment between the fork and its ``setsid`` (a launcher killed right after the fork)."""
-    signal_group(pid, sig)
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def run_in_child(fork: Fork) -> None:

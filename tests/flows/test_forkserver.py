@@ -20,8 +20,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from georeg.deployments.flow_run_launcher import SOCKET_ENV
-from georeg.deployments.forkserver import FlowForkServer, heartbeats_wanted, launcher_command, signal_run
+from georeg.deployments.flow_run_launcher import SOCKET_ENV, signal_run
+from georeg.deployments.forkserver import FlowForkServer, heartbeats_wanted, launcher_command
 from tests.flows.test_tasks import run_to_end
 from tests.helpers import eventually
 
