@@ -36,7 +36,7 @@ from georeg.core.rasters.tiles import tileset_dir
 from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import entries as entry_repo
 from georeg.core.registry import orgs as org_repo
-from georeg.core.registry.objects import commit_with_file, resolve_mounted, storage_root
+from georeg.core.registry.objects import commit_with_file, lock_dataset, resolve_mounted, storage_root
 from georeg.core.storage import TempWriter, prune_empty_parents, remove_tree, resolve_inside, sha256_file
 
 REGISTRY_ORG = "default"
@@ -66,6 +66,19 @@ def _find_duplicate(session: Session, sha256: str) -> Raster | None:
     return session.exec(select(Raster).where(Raster.sha256 == sha256).order_by(Raster.id)).first()
 
 
+def _registration_target(session: Session, sha256: str) -> tuple[Raster | None, Organization, Dataset]:
+    """(the raster already holding ``sha256`` or None, the registry's org and dataset). A new content takes the
+    registry dataset's write lock (:func:`lock_dataset`, held until the caller's transaction ends) and is looked up
+    again under it: registrations of new content go one at a time, so of two registrations of one content at once
+    the second finds the first's raster, and two creating one folder entry never collide."""
+    existing = _find_duplicate(session, sha256)
+    if existing is not None:
+        return existing, *registry_location(session)
+    org, dataset = registry_location(session)
+    lock_dataset(session, org=org, dataset=dataset)
+    return _find_duplicate(session, sha256), org, dataset
+
+
 def _new_raster(entry: Entry, description: RasterDescription, *, sha256: str, size: int, title: str, source: str,
                 source_path: str | None, owned: bool, metadata: dict, filename: str | None = None) -> Raster:
     info = description.info
@@ -92,10 +105,9 @@ def register_upload(session: Session, *, settings: Settings, upload: TempWriter,
     ``upload``); identical content is not stored twice. ``description`` is :func:`describe_raster`'s answer
     when the caller already has it."""
     description = description or describe_raster(upload.path)
-    existing = _find_duplicate(session, upload.sha256)
+    existing, org, dataset = _registration_target(session, upload.sha256)
     if existing is not None:
         return registered(existing, duplicate_of=existing.public_id)
-    org, dataset = registry_location(session)
     stem = PurePosixPath(filename).stem or "raster"
     path = f"uploads/{upload.sha256[:12]}/{PurePosixPath(filename).name or 'raster.tif'}"
     info = description.info
@@ -116,10 +128,9 @@ def register_path(session: Session, *, settings: Settings, raw_path: str, title:
     source = resolve_mounted(settings, raw_path)
     description = describe_raster(source)
     size, sha256 = sha256_file(source)
-    existing = _find_duplicate(session, sha256)
+    existing, _, dataset = _registration_target(session, sha256)
     if existing is not None:
         return registered(existing, duplicate_of=existing.public_id)
-    _, dataset = registry_location(session)
     path = f"mounted/{sha256[:12]}/{source.name}"
     info = description.info
     entry = entry_repo.upsert_file(session, dataset=dataset, path=path, size=size, sha256=sha256, type="raster",

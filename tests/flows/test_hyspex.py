@@ -139,7 +139,8 @@ def test_parent_route_queues_every_child(client, hyspex_settings, admin_headers,
             == sorted(c.identifier for c in hyspex_files.children)[:6])
     assert all(child["status"] == "queued" and child["job_id"] for child in answer["children"])
     children = wait_for_children(client, admin_headers, 6)
-    assert len(children) == 6 and {item["state"] for item in children} == {"Succeeded"}
+    assert len(children) == 6 and {item["state"] for item in children} == {"Succeeded"}, \
+        [(item["state"], item.get("error")) for item in children]
     assert len(registered(client, admin_headers)) == 2 * 6
     again = post(client, admin_headers, "hyspex-csw-parent", identifier=HYSPEX_PARENT, limit=5)
     assert again["total"] == 5 and again["queued"] == 0
