@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from urllib.parse import quote
 
 from shapely.geometry import box, shape
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import case, func, or_
+from sqlalchemy import Select, and_, case, func, or_
 from sqlmodel import Session, select
 
 from georeg.core.errors import InvalidInput, NotFound
@@ -276,10 +276,12 @@ def _filtered(statement, filters: ItemFilter, public_id, when):  # noqa: ANN001,
     return statement
 
 
-def _keyset_rows(session: Session, statement, key, after: int, first: int) -> Iterator[tuple]:  # noqa: ANN001
-    """The rows of ``statement`` (ordered by ``key``) after ``after``, read in batches growing from ``first``."""
+def _keyset_rows(session: Session, rows_after: Callable[[int], Select], after: int,
+                 first: int) -> Iterator[tuple]:
+    """The rows ``rows_after(position)`` selects (those past ``position``, ordered by the id of their first
+    column), from ``after`` on, read in batches growing from ``first``."""
     for size in _growing(first):
-        rows = session.exec(statement.where(key > after).limit(size)).all()
+        rows = session.exec(rows_after(after).limit(size)).all()
         yield from rows
         if len(rows) < size:
             return
@@ -291,14 +293,22 @@ def _entry_batches(session: Session, collections: list[CollectionRef], filters: 
     by_dataset = {ref.dataset.id: ref for ref in collections if ref.dataset is not None}
     if not by_dataset:
         return
-    statement = (select(Entry, Raster).outerjoin(Raster, Raster.entry_id == Entry.id)
-                 .where(Entry.dataset_id.in_(list(by_dataset)), Entry.type == EntryType.raster.value)
-                 .order_by(Entry.id))
-    statement = _filtered(statement, filters, Entry.public_id, func.coalesce(Raster.acquired_at, Entry.mtime))
     prefilter = _spatial_prefilter(filters)
-    if prefilter is not None:  # entries of registered rasters are filtered by the raster's indexed box
-        statement = statement.where(or_(Raster.id.is_(None), bbox_filter(*prefilter)))
-    for entry, raster in _keyset_rows(session, statement, Entry.id, after, first):
+
+    def rows_after(position: int) -> Select:
+        # the join also bounds the rasters' side by the position: PostgreSQL's merge join would otherwise read
+        # the rasters' entry_id index from its start (a deep page: 87 ms for 10 items past 90,000)
+        statement = (select(Entry, Raster)
+                     .outerjoin(Raster, and_(Raster.entry_id == Entry.id, Raster.entry_id > position))
+                     .where(Entry.id > position, Entry.dataset_id.in_(list(by_dataset)),
+                            Entry.type == EntryType.raster.value)
+                     .order_by(Entry.id))
+        statement = _filtered(statement, filters, Entry.public_id, func.coalesce(Raster.acquired_at, Entry.mtime))
+        if prefilter is not None:  # entries of registered rasters are filtered by the raster's indexed box
+            statement = statement.where(or_(Raster.id.is_(None), bbox_filter(*prefilter)))
+        return statement
+
+    for entry, raster in _keyset_rows(session, rows_after, after, first):
         record = _entry_record(by_dataset[entry.dataset_id], entry, raster)
         if record is not None and filters.accepts_geometry(record.geometry):
             yield record
@@ -312,7 +322,8 @@ def _raster_batches(session: Session, filters: ItemFilter, after: int, first: in
     prefilter = _spatial_prefilter(filters)
     if prefilter is not None:
         statement = statement.where(bbox_filter(*prefilter))
-    for raster, entry, dataset, org in _keyset_rows(session, statement, Raster.id, after, first):
+    for raster, entry, dataset, org in _keyset_rows(session, lambda position: statement.where(Raster.id > position),
+                                                    after, first):
         record = _raster_record(raster, entry, _download_href(org, dataset, entry.path))
         if record is not None and filters.accepts_geometry(record.geometry):
             yield record
