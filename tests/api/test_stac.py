@@ -142,6 +142,25 @@ def test_filters_by_datetime_ids_and_items_by_id(client, catalogue, validator):
     assert_error(client.get("/stac/collections/acme/public/items/nope", headers=admin), 404, "item_not_found")
 
 
+def test_registry_collection_pages_keep_each_entry_with_its_raster(client, admin_headers, tmp_path):
+    """The Datasets API's rasters are entries of ``default/registry``: one item a page, every page past the first
+    reached by its ``next`` token, each item still joined with its raster (its title and thumbnail)."""
+    titles = [f"r{index}" for index in range(4)]
+    for index, title in enumerate(titles):
+        response = upload_raster(client, admin_headers, write_geotiff(tmp_path / f"{title}.tif",
+                                                                      origin=(10.0 + index, 60.0)))
+        assert response.status_code == 201, response.text
+    url, seen = "/stac/collections/default/registry/items?limit=1", []
+    while url:
+        page = client.get(url.replace("http://testserver", ""), headers=admin_headers).json()
+        assert page["numberReturned"] == len(page["features"]) == 1, page
+        item = page["features"][0]
+        assert "thumbnail" in item["assets"], item
+        seen.append(item["assets"]["thumbnail"]["href"])
+        url = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
+    assert len(seen) == len(set(seen)) == len(titles)
+
+
 HOSTILE_SEARCHES = [
     ({"bbox": "1,2,3"}, "invalid_bbox"),
     ({"bbox": "a,b,c,d"}, "invalid_bbox"),
