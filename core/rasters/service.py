@@ -36,8 +36,14 @@ from georeg.core.rasters.tiles import tileset_dir
 from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import entries as entry_repo
 from georeg.core.registry import orgs as org_repo
-from georeg.core.registry.objects import commit_with_file, lock_dataset, resolve_mounted, storage_root
-from georeg.core.storage import TempWriter, prune_empty_parents, remove_tree, resolve_inside, sha256_file
+from georeg.core.registry.objects import (
+    commit_removing,
+    commit_with_file,
+    lock_dataset,
+    resolve_mounted,
+    storage_root,
+)
+from georeg.core.storage import TempWriter, remove_tree, resolve_inside, sha256_file
 
 REGISTRY_ORG = "default"
 REGISTRY_DATASET = "registry"
@@ -222,6 +228,8 @@ def delete_raster(session: Session, settings: Settings, raster: Raster, *, terra
     entry = session.get(Entry, raster.entry_id)
     owned_file = raster_file(session, settings, raster) if raster.owned and not raster.source_path else None
     public_id, sha256 = raster.public_id, raster.sha256
+    org, dataset = registry_location(session)
+    lock_dataset(session, org=org, dataset=dataset)
     if entry is not None:
         entry_repo.delete_entry(session, entry=entry)  # the raster row goes by cascade, the entry's metadata too
     else:
@@ -229,10 +237,7 @@ def delete_raster(session: Session, settings: Settings, raster: Raster, *, terra
     session.flush()
     if entry is not None:
         _drop_empty_folder(session, entry)
-    session.commit()
-    if owned_file is not None:
-        owned_file.unlink(missing_ok=True)
-        prune_empty_parents(owned_file.parent, stop=storage_root(settings, *registry_location(session)))
+    commit_removing(session, [owned_file] if owned_file else [], root=storage_root(settings, org, dataset))
     if _find_duplicate(session, sha256) is None:
         (thumbnails or ThumbnailCache(settings.cache_dir, tmp_dir=settings.tmp_dir, memory_items=0)).forget(sha256)
     remove_tree(tileset_dir(settings.cache_dir, public_id))

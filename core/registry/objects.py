@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import os
+import uuid
 from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
@@ -16,7 +18,14 @@ from georeg.core.registry import datasets as dataset_repo
 from georeg.core.registry import entries as entry_repo
 from georeg.core.registry import users as user_repo
 from georeg.core.registry.schemas import EntryPublic
-from georeg.core.storage import TempWriter, dataset_dir, prune_empty_parents, remove_tree, resolve_inside
+from georeg.core.storage import (
+    TEMP_PREFIX,
+    TempWriter,
+    dataset_dir,
+    prune_empty_parents,
+    remove_tree,
+    resolve_inside,
+)
 from georeg.core.timeutil import utcnow
 
 RASTER_SUFFIXES = frozenset({".tif", ".tiff", ".gtiff", ".geotiff"})
@@ -180,12 +189,33 @@ def delete_objects(
     for path in paths:
         removed += len(entry_repo.delete_subtree(session, dataset=dataset, path=path))
     dataset_repo.touch(session, dataset=dataset)
-    session.commit()
-    for path in paths:
-        target = resolve_inside(root, path)
-        remove_tree(target)
-        prune_empty_parents(target.parent, stop=root)
+    commit_removing(session, [resolve_inside(root, path) for path in paths], root=root)
     return removed
+
+
+def commit_removing(session: Session, targets: list[Path], *, root: Path) -> None:
+    """Commit ``session``, which deleted the rows of ``targets`` (files or folders under ``root``) under the
+    dataset's write lock, and remove them with it. Before the commit, still under the lock, each is renamed aside
+    into ``root`` (a temp name, which the ``cleanup`` flow's TTL also covers) and its emptied parents are pruned;
+    if the commit fails they are renamed back, else deleted after it. So a writer placing a file at one of these
+    paths after the commit keeps it, and no folder it writes into is pruned under it. A rename needs no free space:
+    deleting works on a full disk."""
+    parked: list[tuple[Path, Path]] = []
+    try:
+        for target in targets:
+            if target.exists() or target.is_symlink():
+                aside = root / f"{TEMP_PREFIX}removed-{uuid.uuid4().hex}"
+                os.replace(target, aside)
+                parked.append((target, aside))
+                prune_empty_parents(target.parent, stop=root)
+        session.commit()
+    except BaseException:
+        for target, aside in reversed(parked):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(aside, target)
+        raise
+    for _, aside in parked:
+        remove_tree(aside)
 
 
 def move_object(

@@ -5,7 +5,10 @@ the ``uploads`` folder entry is missing and inserting it while another commits i
 IntegrityError before), and two registrations of one content end as one raster and its duplicate.
 
 The interleaving is forced: the first registration is held right after its first read of the entries table until
-the second has finished or 1.5 s have passed (it cannot finish while the first holds the lock)."""
+the second has finished or 1.5 s have passed (it cannot finish while the first holds the lock).
+
+A raster deleted while the same bytes are registered again right after its deletion commits: the new registration
+keeps its file (same path), which the deletion removed after its commit before."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ from georeg.core.bootstrap import bootstrap
 from georeg.core.db import make_engine
 from georeg.core.models import Entry, Raster
 from georeg.core.rasters.schemas import RegisteredRaster
-from georeg.core.rasters.service import register_upload
+from georeg.core.rasters.service import delete_raster, get_raster, raster_file, register_upload
 from georeg.core.storage import temp_writer
 from tests.helpers import app_settings, truncate_all
 from tests.rasters import write_geotiff
@@ -110,3 +113,19 @@ def test_one_content_registered_twice_at_once(registry, first_held_after_reading
     _, engine = registry
     with Session(engine) as session:
         assert len(session.exec(select(Raster)).all()) == 1
+
+
+def test_content_registered_again_right_after_its_deletion_keeps_its_file(registry, tmp_path):
+    settings, engine = registry
+    source = write_geotiff(tmp_path / "a.tif")
+    first = register(settings, engine, source)
+    again: list[RegisteredRaster] = []
+    with Session(engine, expire_on_commit=False) as session:
+        raster = get_raster(session, public_id=first.dataset_id)
+        event.listen(session, "after_commit", lambda _session: again.append(register(settings, engine, source)),
+                     once=True)
+        delete_raster(session, settings, raster)
+    assert len(again) == 1 and again[0].created and again[0].dataset_id != first.dataset_id
+    with Session(engine) as session:
+        stored = raster_file(session, settings, get_raster(session, public_id=again[0].dataset_id))
+    assert stored.read_bytes() == source.read_bytes()
