@@ -77,12 +77,12 @@ def _registration_target(session: Session, sha256: str) -> tuple[Raster | None, 
     registry dataset's write lock (:func:`lock_dataset`, held until the caller's transaction ends) and is looked up
     again under it: registrations of new content go one at a time, so of two registrations of one content at once
     the second finds the first's raster, and two creating one folder entry never collide."""
-    existing = _find_duplicate(session, sha256)
-    if existing is not None:
-        return existing, *registry_location(session)
     org, dataset = registry_location(session)
-    lock_dataset(session, org=org, dataset=dataset)
-    return _find_duplicate(session, sha256), org, dataset
+    existing = _find_duplicate(session, sha256)
+    if existing is None:
+        lock_dataset(session, org=org, dataset=dataset)
+        existing = _find_duplicate(session, sha256)
+    return existing, org, dataset
 
 
 def _new_raster(entry: Entry, description: RasterDescription, *, sha256: str, size: int, title: str, source: str,
